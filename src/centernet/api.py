@@ -1,0 +1,291 @@
+"""The Python API. The command line is a thin layer over this class.
+
+    from centernet import CenterNet
+    model = CenterNet("resnet18")
+    model.train(data="shapes", epochs=10, batch_size=16, out="runs/shapes")
+    metrics = model.val(data="shapes")
+    for result in model.predict("photos/*.jpg"):
+        print(result.boxes, result.scores, result.labels)
+        result.save(f"out/{result.path.name}")
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data import load_split
+from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
+from .engine.checkpoint import load_checkpoint
+from .engine.inference import InferenceSettings, clip_to_images, evaluate_split, preprocess, run_model
+from .engine.precision import resolve_precision
+from .engine.trainer import HEADLINE, ModelInfo, Trainer, seed_everything
+from .errors import CenterNetError
+from .eval.coco import format_per_class_table, metrics_to_jsonable
+from .registry import create_model, list_models
+from .tasks import DetectionTask
+from .visualize import draw_boxes, heatmap_overlay, save_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class Detections:
+    """Detections of one image.
+
+    boxes (N, 4) float32, x1 y1 x2 y2 in original image pixels; scores (N,) float32 in
+    [0, 1], descending; labels (N,) int64 in 0..C-1 (names in ``class_names``).
+    ``heatmap`` (C, h, w) class probabilities at stride 4, when asked for.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    image: np.ndarray = field(repr=False)        # (H, W, 3) uint8 RGB, the original
+    path: Path | None = None
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def plot(self, heatmap: bool = False) -> np.ndarray:
+        """The image with boxes drawn (and the heatmap overlaid in JET, when kept): (H, W, 3) uint8 RGB."""
+        image = self.image
+        if heatmap and self.heatmap is not None:
+            image = heatmap_overlay(image, self.heatmap)
+        return draw_boxes(image, self.boxes, self.labels, self.scores, self.class_names, score_threshold=0.0)
+
+    def save(self, path: str | Path, heatmap: bool = False) -> Path:
+        return save_image(path, self.plot(heatmap))
+
+
+class CenterNet:
+    """A CenterNet detector: build or load, then ``train``, ``val``, ``predict``.
+
+    Args:
+        model: a registered architecture (see ``list_models()``) or a checkpoint path (``best.pt``).
+        num_classes: classes of a new model; by default taken from the training data.
+        head_conv: channels of each head's hidden layer.
+        pretrained: local file with ImageNet backbone weights (torchvision layout). Never downloaded.
+        device: 'cpu' or 'cuda'.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "resnet18",
+        num_classes: int | None = None,
+        head_conv: int = 64,
+        pretrained: str | Path | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.device = device
+        self.model: torch.nn.Module | None = None
+        self.class_names: list[str] = []
+        self.category_ids: list[int] = []
+        self.input_size = 512
+        self.mean, self.std = COCO_MEAN_RGB, COCO_STD_RGB
+        self.head_conv, self.pretrained = head_conv, pretrained
+        if _looks_like_weights(model):
+            self._load(model)
+        else:
+            if str(model) not in list_models():
+                raise CenterNetError(f"unknown model {str(model)!r}; expected one of: {', '.join(list_models())} or a .pt file")
+            self.model_name = str(model)
+            if num_classes is not None:
+                self._build(num_classes, [f"class{i}" for i in range(num_classes)], list(range(1, num_classes + 1)))
+
+    # ----------------------------------------------------------------- build
+    @classmethod
+    def load(cls, weights: str | Path, device: str = "cpu") -> "CenterNet":
+        """A trained model from a checkpoint written by ``train``."""
+        return cls(Path(weights), device=device)
+
+    def _build(self, num_classes: int, class_names: list[str], category_ids: list[int]) -> None:
+        self.task = DetectionTask(num_classes)
+        self.model = create_model(self.model_name, heads=self.task.heads(), head_conv=self.head_conv, pretrained=self.pretrained)
+        self.class_names, self.category_ids = list(class_names), list(category_ids)
+
+    def _load(self, weights: str | Path) -> None:
+        state = load_checkpoint(weights)
+        self.model_name = state["model_name"]
+        self.head_conv = int(state.get("head_conv", 64))
+        num_classes = int(state["heads"]["heatmap"])
+        self._build(num_classes, state["class_names"], state["category_ids"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CenterNetError(f"weights {str(weights)!r} do not fit model {self.model_name!r}: {str(e).splitlines()[0]}") from None
+        self.input_size = int(state.get("input_size", 512))
+        self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
+        self.checkpoint_metrics = state.get("metrics", {})
+
+    # ----------------------------------------------------------------- train
+    def train(
+        self,
+        data: str | Path = "shapes",
+        out: str | Path = "runs/train",
+        train_split: str = "train",
+        val_split: str | None = "val",
+        shapes_config=None,
+        progress: bool = True,
+        **settings,
+    ) -> dict:
+        """Train on ``data`` (see :func:`centernet.data.load_split`); settings are :class:`TrainConfig` fields.
+
+        Returns the last validation's metrics (map, map50, map75 ... as fractions).
+        """
+        cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
+        train = load_split(data, train_split, shapes_config)
+        val = load_split(data, val_split, shapes_config) if val_split else None
+        if not train.samples:
+            raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no images")
+        seed_everything(cfg.seed)
+        if self.model is None or self.task.num_classes != train.num_classes:
+            if self.model is not None:
+                print(f"re-building the heads for {train.num_classes} classes (the model had {self.task.num_classes})")
+            self._build(train.num_classes, train.class_names, train.category_ids)
+        else:
+            self.class_names, self.category_ids = train.class_names, train.category_ids
+        self.input_size = cfg.input_size
+        info = ModelInfo(self.model_name, self.head_conv, self.task.name, self.class_names, self.category_ids, self.mean, self.std)
+        trainer = Trainer(self.model, self.task, train, val, cfg, info, out, progress)
+        metrics = trainer.fit()
+        if trainer.per_class_table():
+            print(trainer.per_class_table())
+        self.model = trainer.model.to(memory_format=torch.contiguous_format)
+        return metrics
+
+    # ------------------------------------------------------------------- val
+    def val(
+        self,
+        data: str | Path = "shapes",
+        split: str = "val",
+        out: str | Path | None = None,
+        batch_size: int = 16,
+        input_size: int | None = None,
+        precision: str = "auto",
+        workers: int = 0,
+        progress: bool = True,
+        shapes_config=None,
+    ) -> dict:
+        """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there."""
+        self._require_model()
+        split_data = load_split(data, split, shapes_config)
+        if split_data.class_names != self.class_names:
+            if split_data.num_classes != len(self.class_names):
+                raise CenterNetError(
+                    f"dataset {str(data)!r} has {split_data.num_classes} classes but the model has {len(self.class_names)}"
+                )
+        settings = self._settings(input_size, precision)
+        metrics, results = evaluate_split(
+            self.model, self.task, split_data, settings, Normalize(self.mean, self.std), batch_size, workers, progress
+        )
+        summary = {k: metrics[k] for k in HEADLINE} | {"per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
+        if out is not None:
+            out = Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps(metrics_to_jsonable(summary), indent=2))
+            (out / "predictions.json").write_text(json.dumps(results))
+        return summary
+
+    @staticmethod
+    def format_metrics(metrics: dict) -> str:
+        head = "  ".join(f"{k} {metrics[k]:.3f}" for k in HEADLINE if k in metrics)
+        return head + "\n" + format_per_class_table(metrics["per_class"], metrics["per_class50"])
+
+    # --------------------------------------------------------------- predict
+    @torch.no_grad()
+    def predict(
+        self,
+        source,
+        conf: float = 0.3,
+        input_size: int | None = None,
+        max_detections: int = 100,
+        heatmap: bool = False,
+        precision: str = "auto",
+        batch_size: int = 8,
+    ) -> list[Detections]:
+        """Detect objects in an image path, folder, glob, (H, W, 3) RGB array, or a list of those."""
+        self._require_model()
+        if not 0 <= conf <= 1:
+            raise CenterNetError(f"conf={conf} is out of range; expected a score in [0, 1]")
+        items = _expand_sources(source)
+        settings = self._settings(input_size, precision)
+        settings.max_detections = max_detections
+        self.model.to(settings.device).eval()
+        normalize = Normalize(self.mean, self.std)
+        results: list[Detections] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            images = [read_image_rgb(x) if isinstance(x, Path) else _check_array(x) for x in chunk]
+            batch, to_original = preprocess(images, settings.input_size, normalize)
+            outputs = run_model(self.model, batch, settings)
+            dets = self.task.decode(outputs, to_original.to(outputs["heatmap"].device), max_detections)
+            sizes = torch.tensor([[im.shape[1], im.shape[0]] for im in images])
+            boxes = clip_to_images(dets["boxes"].cpu(), sizes)
+            for b, (item, image) in enumerate(zip(chunk, images)):
+                keep = dets["scores"][b].cpu() >= conf
+                results.append(
+                    Detections(
+                        boxes=boxes[b][keep].numpy(),
+                        scores=dets["scores"][b].cpu()[keep].numpy(),
+                        labels=dets["labels"][b].cpu()[keep].numpy(),
+                        class_names=self.class_names,
+                        image=image,
+                        path=item if isinstance(item, Path) else None,
+                        heatmap=torch.sigmoid(outputs["heatmap"][b]).cpu().numpy() if heatmap else None,
+                    )
+                )
+        return results
+
+    # --------------------------------------------------------------- helpers
+    def _settings(self, input_size: int | None, precision: str) -> InferenceSettings:
+        size = input_size or self.input_size
+        if size % 32 or size < 32:
+            raise CenterNetError(f"input_size={size} is out of range; expected a multiple of 32")
+        device = torch.device(self.device)
+        return InferenceSettings(size, 100, resolve_precision(precision, device), self.device)
+
+    def _require_model(self) -> None:
+        if self.model is None:
+            raise CenterNetError("this model has no classes yet: train it, give num_classes, or load a checkpoint")
+
+
+def _looks_like_weights(model) -> bool:
+    return isinstance(model, Path) or str(model).endswith((".pt", ".pth")) or Path(str(model)).is_file()
+
+
+def _check_array(x) -> np.ndarray:
+    if not (isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[2] == 3 and x.dtype == np.uint8):
+        raise CenterNetError("an image array must be (H, W, 3) uint8 RGB")
+    return x
+
+
+def _expand_sources(source) -> list:
+    """Image paths (sorted) and arrays from a path, folder, glob, array, or a list of them."""
+    if isinstance(source, (list, tuple)):
+        return [item for s in source for item in _expand_sources(s)]
+    if isinstance(source, np.ndarray):
+        return [source]
+    text = str(source)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise CenterNetError(f"folder {text!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files
+    if path.is_file():
+        return [path]
+    if any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise CenterNetError(f"no images match {text!r}")
+        return files
+    raise CenterNetError(f"image source {text!r} does not exist")

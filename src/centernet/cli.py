@@ -1,0 +1,184 @@
+"""The ``centernet`` command: demo, train, val, predict. A thin layer over :class:`centernet.CenterNet`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import CenterNetError
+
+# The demo: a shapes set and a schedule sized to finish within 10 minutes on 2 CPU cores.
+DEMO_SHAPES = dict(image_size=256, num_train=4000, num_val=300)
+DEMO_TRAIN = dict(
+    epochs=30, batch_size=16, optimizer="adamw", lr=2e-3, weight_decay=1e-4, schedule="cosine",
+    warmup_iters=100, input_size=256, val_interval=100, workers=2, time_limit=7.0,
+)
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="shapes", help="dataset: a COCO-layout folder, a COCO .json, or 'shapes' (built-in)")
+    p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
+    p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
+    p.add_argument("--epochs", type=int, default=70)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
+    p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam")
+    p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", choices=("step", "cosine"), default="step")
+    p.add_argument("--warmup-iters", type=int, default=0)
+    p.add_argument("--val-interval", type=int, default=5, help="validate every N epochs (and after the last)")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--time-limit", type=float, default=0.0, help="minutes; the lr schedule follows the clock and training stops there")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--head-conv", type=int, default=64)
+    p.add_argument("--pretrained", default=None, help="local ImageNet backbone weights (torchvision layout)")
+
+
+def _train_settings(args) -> dict:
+    return dict(
+        epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size, optimizer=args.optimizer,
+        lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
+        val_interval=args.val_interval, workers=args.workers, precision=args.precision,
+        time_limit=args.time_limit, seed=args.seed,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="centernet", description="CenterNet: objects as points.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="build the shapes set, train, evaluate, draw predictions (~10 min on 2 cores)")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--minutes", type=float, default=DEMO_TRAIN["time_limit"], help="training time budget")
+    p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
+
+    p = sub.add_parser("train", help="train a detector")
+    _add_train_args(p)
+    p.add_argument("--list-models", action="store_true", help="print the registered architectures and exit")
+
+    p = sub.add_parser("val", help="evaluate weights on a dataset split (COCO AP)")
+    p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt)")
+    p.add_argument("--data", default="shapes")
+    p.add_argument("--split", default="val")
+    p.add_argument("--out", default="runs/val")
+    p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+
+    p = sub.add_parser("predict", help="detect objects in images: drawn images + COCO-results JSON")
+    p.add_argument("source", help="an image, a folder, or a glob (quote it)")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", default="runs/predict")
+    p.add_argument("--conf", type=float, default=0.3, help="score threshold")
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--heatmap", action="store_true", help="also save the heatmap overlaid on each image (JET)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"demo": cmd_demo, "train": cmd_train, "val": cmd_val, "predict": cmd_predict}[args.command](args)
+    except CenterNetError as e:
+        print(f"centernet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_train(args) -> int:
+    from . import CenterNet, list_models
+
+    if args.list_models:
+        print("\n".join(list_models()))
+        return 0
+    model = CenterNet(args.model, head_conv=args.head_conv, pretrained=args.pretrained, device=args.device)
+    metrics = model.train(data=args.data, out=args.out, **_train_settings(args))
+    _print_final(metrics, Path(args.out))
+    return 0
+
+
+def cmd_val(args) -> int:
+    from . import CenterNet
+
+    model = CenterNet.load(args.weights)
+    metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
+                        batch_size=args.batch_size, precision=args.precision)
+    print(CenterNet.format_metrics(metrics))
+    print(f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from . import CenterNet
+    from .eval.coco import coco_results_from_predictions
+
+    model = CenterNet.load(args.weights)
+    results = model.predict(args.source, conf=args.conf, input_size=args.input_size, heatmap=args.heatmap,
+                            precision=args.precision)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, r in enumerate(results):
+        name = r.path.stem if r.path else f"image{i}"
+        r.save(out / f"{name}.jpg")
+        if args.heatmap:
+            r.save(out / f"{name}_heatmap.jpg", heatmap=True)
+        for rec in coco_results_from_predictions(
+            [{"boxes": r.boxes, "scores": r.scores, "labels": r.labels}], [i], model.category_ids
+        ):
+            records.append({**rec, "file_name": str(r.path) if r.path else name})
+        print(f"{r.path or name}: {len(r)} objects")
+    (out / "predictions.json").write_text(json.dumps(records))
+    print(f"wrote {len(results)} images and predictions.json to {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import CenterNet
+    from .data.shapes import ShapesConfig
+
+    out = Path(args.out)
+    start = time.perf_counter()
+    shapes = ShapesConfig(**DEMO_SHAPES)
+    model = CenterNet("resnet18")
+    settings = {**DEMO_TRAIN, "time_limit": args.minutes, "workers": args.workers}
+    metrics = model.train(data="shapes", out=out, shapes_config=shapes, **settings)
+    # Draw predictions of the trained model on a few validation images.
+    from .data import load_split
+
+    val = load_split("shapes", "val", shapes)
+    paths = [s.image_path for s in val.samples[:8]]
+    results = model.predict(paths, conf=0.3, heatmap=True)
+    for r in results:
+        r.save(out / "predictions" / f"{r.path.stem}.jpg")
+        r.save(out / "predictions" / f"{r.path.stem}_heatmap.jpg", heatmap=True)
+    metrics["total_time_s"] = round(time.perf_counter() - start, 1)
+    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
+    _print_final(metrics, out)
+    print(f"predictions drawn in {out / 'predictions'}")
+    return 0
+
+
+def _jsonable(metrics: dict) -> dict:
+    from .eval.coco import metrics_to_jsonable
+
+    return metrics_to_jsonable(metrics)
+
+
+def _print_final(metrics: dict, out: Path) -> None:
+    if "map" in metrics:
+        print(f"final: mAP {metrics['map']:.3f}  AP50 {metrics['map50']:.3f}  AP75 {metrics['map75']:.3f}")
+    print(f"run folder: {out} (best.pt, last.pt, results.csv, results.png, metrics.json)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Settings as dataclasses, one comment per field. The CLI and the Python API fill these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import CenterNetError
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 70                 # passes over the training split
+    batch_size: int = 32             # images per optimiser step
+    optimizer: str = "adam"          # 'adam' (the original) or 'adamw'
+    lr: float | None = None          # None: 5e-4 x batch_size / 128 (the original's linear rule)
+    weight_decay: float = 0.0        # decoupled for adamw, L2 for adam
+    schedule: str = "step"           # 'step' (x0.1 at lr_steps) or 'cosine'
+    lr_steps: tuple[float, ...] = (0.64, 0.86)  # fractions of training where 'step' divides lr by 10 (90, 120 of 140)
+    warmup_iters: int = 0            # linear warm-up from 0.1 x lr over this many steps
+    min_lr_ratio: float = 0.01       # 'cosine' ends at lr x this
+    grad_clip: float = 0.0           # max gradient norm; 0 = off
+    input_size: int = 512            # square training input, a multiple of 32
+    val_interval: int = 5            # validate every N epochs (and after the last)
+    workers: int = 2                 # data loader processes; 0 = in the main process
+    precision: str = "auto"          # 'auto' (bf16 where the CPU/GPU has it), 'bf16', 'fp32'
+    max_objects: int = 128           # objects per image encoded
+    seed: int = 0                    # seeds model init, shuffling and augmentation
+    time_limit: float = 0.0          # minutes; > 0 stops after the epoch that crosses it
+    device: str = "cpu"              # 'cpu' or 'cuda'
+
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else 5e-4 * self.batch_size / 128
+
+    def validate(self) -> "TrainConfig":
+        _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
+        _check(self.optimizer in ("adam", "adamw"), "optimizer", self.optimizer, "'adam' or 'adamw'")
+        _check(self.lr is None or self.lr > 0, "lr", self.lr, "> 0")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _check(self.schedule in ("step", "cosine"), "schedule", self.schedule, "'step' or 'cosine'")
+        _check(all(0 < s < 1 for s in self.lr_steps), "lr_steps", self.lr_steps, "fractions in (0, 1)")
+        _check(self.warmup_iters >= 0, "warmup_iters", self.warmup_iters, ">= 0")
+        _check(self.input_size >= 32 and self.input_size % 32 == 0, "input_size", self.input_size, "a multiple of 32")
+        _check(self.val_interval >= 1, "val_interval", self.val_interval, ">= 1")
+        _check(self.workers >= 0, "workers", self.workers, ">= 0")
+        _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision, "'auto', 'bf16' or 'fp32'")
+        _check(self.max_objects >= 1, "max_objects", self.max_objects, ">= 1")
+        _check(self.time_limit >= 0, "time_limit", self.time_limit, ">= 0")
+        _check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"), "device", self.device, "'cpu' or 'cuda'")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise CenterNetError(f"unknown training setting(s) {unknown}; expected some of {sorted(names)}")
+        return cls(**d)
+
+
+def _check(ok: bool, name: str, value, expected: str) -> None:
+    if not ok:
+        raise CenterNetError(f"{name}={value!r} is out of range; expected {expected}")

@@ -1,0 +1,69 @@
+"""Turn the heads' output maps into detections: peaks, top-K, boxes.
+
+Batched tensor code with no per-image or per-object Python loop, so it runs inside an
+exported graph. Shapes: B batch, C classes, h, w output size, K detections per image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .losses import gather_at_index
+
+
+def heatmap_peaks(heatmap_logits: torch.Tensor, kernel: int = 3) -> torch.Tensor:
+    """Sigmoid scores (B, C, h, w) with everything that is not a local maximum set to 0.
+
+    A kernel x kernel max-pool replaces non-maximum suppression.
+    """
+    heat = torch.sigmoid(heatmap_logits.float())
+    hmax = F.max_pool2d(heat, kernel, stride=1, padding=(kernel - 1) // 2)
+    return heat * (hmax == heat).to(heat.dtype)
+
+
+def topk_peaks(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """Top-K over all classes jointly.
+
+    Returns scores (B, K), classes (B, K) int64, flat pixel index (B, K), xs (B, K), ys (B, K) float.
+    """
+    b, c, h, w = scores.shape
+    k = min(k, c * h * w)
+    top_scores, top_index = torch.topk(scores.reshape(b, -1), k)  # (B, K)
+    classes = torch.div(top_index, h * w, rounding_mode="floor")
+    pixel = top_index - classes * (h * w)
+    ys = torch.div(pixel, w, rounding_mode="floor")
+    xs = pixel - ys * w
+    return top_scores, classes, pixel, xs.float(), ys.float()
+
+
+def decode_detections(outputs: dict[str, torch.Tensor], k: int = 100) -> dict[str, torch.Tensor]:
+    """Detections in output-map coordinates (stride 4).
+
+    outputs: heatmap (B, C, h, w) logits, size (B, 2, h, w), offset (B, 2, h, w).
+    Returns boxes (B, K, 4) xyxy, scores (B, K), labels (B, K) int64, sorted by score.
+    """
+    scores, labels, pixel, xs, ys = topk_peaks(heatmap_peaks(outputs["heatmap"]), k)
+    offset = gather_at_index(outputs["offset"].float(), pixel)  # (B, K, 2)
+    size = gather_at_index(outputs["size"].float(), pixel)      # (B, K, 2)
+    cx, cy = xs + offset[..., 0], ys + offset[..., 1]
+    half_w, half_h = size[..., 0] / 2, size[..., 1] / 2
+    boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)  # (B, K, 4)
+    return {"boxes": boxes, "scores": scores, "labels": labels}
+
+
+def transform_boxes(boxes: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """Apply per-image 2x3 affine maps (B, 2, 3) to boxes (B, K, 4) xyxy.
+
+    Both corners are mapped, then re-ordered so x1 <= x2 and y1 <= y2 (the maps here
+    have no rotation, so the box stays axis-aligned).
+    """
+    affine = affine.to(boxes.dtype)
+    corners = boxes.reshape(boxes.shape[0], -1, 2)  # (B, 2K, 2)
+    mapped = corners @ affine[:, :, :2].transpose(1, 2) + affine[:, None, :, 2]  # (B, 2K, 2)
+    mapped = mapped.reshape(boxes.shape)
+    x1 = torch.minimum(mapped[..., 0], mapped[..., 2])
+    x2 = torch.maximum(mapped[..., 0], mapped[..., 2])
+    y1 = torch.minimum(mapped[..., 1], mapped[..., 3])
+    y2 = torch.maximum(mapped[..., 1], mapped[..., 3])
+    return torch.stack([x1, y1, x2, y2], dim=-1)

@@ -1,0 +1,100 @@
+"""Batched inference: pre-process -> model -> decode, and evaluation of a split.
+
+Shapes: B batch, K detections per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..data.dataset import OUTPUT_STRIDE, DetectionDataset, Normalize
+from ..data.samples import DatasetSplit
+from ..data.transforms import compose, invert_affine, letterbox_matrix, warp_image
+from ..eval.coco import coco_results_from_predictions, evaluate_coco_boxes
+from .precision import autocast, memory_format
+
+
+@dataclass
+class InferenceSettings:
+    input_size: int = 512           # square network input; images are letterboxed into it
+    max_detections: int = 100       # K, the top-K peaks kept per image
+    precision: str = "fp32"         # a resolved precision: 'bf16' or 'fp32'
+    device: str = "cpu"
+
+
+def to_original_matrix(width: int, height: int, input_size: int) -> np.ndarray:
+    """2x3 map from output-map coordinates of a letterboxed image back to its pixels."""
+    to_input = letterbox_matrix(width, height, input_size)
+    to_output = compose(np.array([[1 / OUTPUT_STRIDE, 0, 0], [0, 1 / OUTPUT_STRIDE, 0]]), to_input)
+    return invert_affine(to_output)
+
+
+def preprocess(images_rgb: list[np.ndarray], input_size: int, normalize: Normalize) -> tuple[torch.Tensor, torch.Tensor]:
+    """Letterbox a list of (H, W, 3) uint8 RGB images -> batch (B, 3, S, S) and to_original (B, 2, 3)."""
+    batch, maps = [], []
+    for image in images_rgb:
+        h, w = image.shape[:2]
+        warped = warp_image(image, letterbox_matrix(w, h, input_size), (input_size, input_size))
+        batch.append(normalize(warped))
+        maps.append(torch.from_numpy(to_original_matrix(w, h, input_size)).float())
+    return torch.stack(batch), torch.stack(maps)
+
+
+@torch.no_grad()
+def run_model(model: torch.nn.Module, images: torch.Tensor, settings: InferenceSettings) -> dict[str, torch.Tensor]:
+    """Forward pass in the configured precision; outputs as float32."""
+    device = torch.device(settings.device)
+    images = images.to(device).contiguous(memory_format=memory_format(device, settings.precision))
+    with autocast(device, settings.precision):
+        outputs = model(images)
+    return {k: v.float() for k, v in outputs.items()}
+
+
+def clip_to_images(boxes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Clip boxes (B, K, 4) to each image's (width, height) in sizes (B, 2)."""
+    w = sizes[:, 0, None].to(boxes.dtype)
+    h = sizes[:, 1, None].to(boxes.dtype)
+    x1 = torch.minimum(boxes[..., 0].clamp(min=0), w)
+    y1 = torch.minimum(boxes[..., 1].clamp(min=0), h)
+    x2 = torch.minimum(boxes[..., 2].clamp(min=0), w)
+    y2 = torch.minimum(boxes[..., 3].clamp(min=0), h)
+    return torch.stack([x1, y1, x2, y2], dim=-1)
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: torch.nn.Module,
+    task,
+    split: DatasetSplit,
+    settings: InferenceSettings,
+    normalize: Normalize | None = None,
+    batch_size: int = 16,
+    workers: int = 0,
+    progress: bool = True,
+) -> tuple[dict, list[dict]]:
+    """COCO metrics of ``model`` on ``split`` and the COCO-format detections behind them."""
+    was_training = model.training
+    model.eval()
+    dataset = DetectionDataset(split, settings.input_size, train=False, normalize=normalize or Normalize())
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    sizes_by_id = {s.image_id: (s.width, s.height) for s in split.samples}
+    predictions, image_ids = [], []
+    for batch in tqdm(loader, desc="val", leave=False, disable=not progress, dynamic_ncols=True):
+        outputs = run_model(model, batch["image"], settings)
+        to_original = batch["to_original"].to(outputs["heatmap"].device)
+        dets = task.decode(outputs, to_original, settings.max_detections)
+        ids = batch["image_id"].tolist()
+        sizes = torch.tensor([sizes_by_id[i] for i in ids], device=dets["boxes"].device)
+        boxes = clip_to_images(dets["boxes"], sizes)
+        for b, image_id in enumerate(ids):
+            predictions.append({"boxes": boxes[b].cpu(), "scores": dets["scores"][b].cpu(), "labels": dets["labels"][b].cpu()})
+            image_ids.append(image_id)
+    model.train(was_training)
+    results = coco_results_from_predictions(predictions, image_ids, split.category_ids)
+    metrics = evaluate_coco_boxes(split.to_coco(), results, split.class_names)
+    return metrics, results

@@ -1,0 +1,60 @@
+"""Losses: the penalty-reduced pixel-wise focal loss and masked L1 regression.
+
+Shapes: B batch, C classes, h, w output size, M max objects per image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def focal_loss_from_logits(
+    logits: torch.Tensor,           # (B, C, h, w) raw heatmap logits
+    target: torch.Tensor,           # (B, C, h, w) Gaussian targets in [0, 1], exactly 1 at centres
+    ignore: torch.Tensor | None = None,  # (B, h, w) 1 where negatives carry no loss (crowd, difficult)
+    alpha: float = 2.0,
+    beta: float = 4.0,
+) -> torch.Tensor:
+    """CenterNet's focal loss (CornerNet's variant), normalised by the number of objects.
+
+    pos: -(1 - p)^alpha log(p)               where target == 1
+    neg: -(1 - y)^beta p^alpha log(1 - p)    elsewhere
+    Computed in float32 from logits with log-sigmoid, so it is finite for any logit
+    (the original clamps the sigmoid to [1e-4, 1 - 1e-4] instead). With no object in
+    the batch, only the negative term is returned.
+    """
+    logits = logits.float()
+    target = target.float()
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    p = torch.sigmoid(logits)
+    pos = target.eq(1).float()
+    neg = 1 - pos
+    if ignore is not None:
+        neg = neg * (1 - ignore.float()).unsqueeze(1)
+    pos_loss = (log_p * (1 - p).pow(alpha) * pos).sum()
+    neg_loss = (log_not_p * p.pow(alpha) * (1 - target).pow(beta) * neg).sum()
+    num_pos = pos.sum()
+    if num_pos == 0:
+        return -neg_loss
+    return -(pos_loss + neg_loss) / num_pos
+
+
+def gather_at_index(feature: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Read a (B, D, h, w) map at flat positions ``index`` (B, M) -> (B, M, D)."""
+    b, d = feature.shape[:2]
+    flat = feature.reshape(b, d, -1)  # (B, D, h*w)
+    return flat.gather(2, index.unsqueeze(1).expand(b, d, index.shape[1])).permute(0, 2, 1)
+
+
+def masked_l1_loss(
+    prediction: torch.Tensor,  # (B, D, h, w) regression map
+    index: torch.Tensor,       # (B, M) flat centre positions
+    mask: torch.Tensor,        # (B, M) 1 for real objects
+    target: torch.Tensor,      # (B, M, D)
+) -> torch.Tensor:
+    """L1 at the object centres, averaged over objects and the D coordinates (as the original's RegL1Loss)."""
+    pred = gather_at_index(prediction.float(), index)  # (B, M, D)
+    m = mask.float().unsqueeze(2).expand_as(pred)
+    return (torch.abs(pred - target.float()) * m).sum() / (m.sum() + 1e-4)

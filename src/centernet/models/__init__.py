@@ -1,0 +1,1 @@
+"""Backbones, the upsampling neck, the heads and the assembled CenterNet model."""

@@ -1,0 +1,144 @@
+"""ResNet-18/34/50/101 (He et al. 2016) written here; torchvision cannot load on these machines.
+
+Parameter names follow torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so an
+ImageNet checkpoint in torchvision's format loads with :meth:`ResNet.load_pretrained`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ...errors import CenterNetError
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(in_channels, channels * self.expansion, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride, 1, bias=False)  # stride on the 3x3 ("v1.5")
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv3 = nn.Conv2d(channels, channels * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(channels * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(in_channels, channels * self.expansion, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+def _downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+        nn.BatchNorm2d(out_channels),
+    )
+
+
+class ResNet(nn.Module):
+    """ResNet trunk without the classifier: (B, 3, H, W) -> (B, out_channels, H/32, W/32)."""
+
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        in_channels = 64
+        stages = []
+        for i, (channels, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+            stride = 1 if i == 0 else 2
+            stage = [block(in_channels, channels, stride)]
+            in_channels = channels * block.expansion
+            stage += [block(in_channels, channels) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*stage))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.out_channels = in_channels
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        # Zero-init the last BN of each residual branch: every block starts as identity,
+        # which makes training from scratch markedly more stable.
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
+            elif isinstance(m, BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        return self.layer4(x)  # (B, out_channels, H/32, W/32)
+
+    def load_pretrained(self, path: str | Path) -> None:
+        """Load ImageNet weights in torchvision's layout from a local file (the ``fc.*`` keys are ignored)."""
+        path = Path(path)
+        if not path.is_file():
+            raise CenterNetError(f"pretrained weights {str(path)!r} not found; expected a local .pth file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a pickle with code, a truncated file...
+            raise CenterNetError(f"cannot read pretrained weights {str(path)!r}: {e}") from None
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            raise CenterNetError(
+                f"pretrained weights {str(path)!r} do not fit this backbone: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
+            )
+        self.load_state_dict(state)
+
+
+RESNET_LAYERS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] = {
+    18: (BasicBlock, [2, 2, 2, 2]),
+    34: (BasicBlock, [3, 4, 6, 3]),
+    50: (Bottleneck, [3, 4, 6, 3]),
+    101: (Bottleneck, [3, 4, 23, 3]),
+}
+
+
+def resnet(depth: int) -> ResNet:
+    block, layers = RESNET_LAYERS[depth]
+    return ResNet(block, layers)

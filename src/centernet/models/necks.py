@@ -1,0 +1,57 @@
+"""The upsampling neck of the paper's ResNet model: stride 32 -> stride 4 in three stages."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+
+def bilinear_init_(deconv: nn.ConvTranspose2d) -> None:
+    """Make a transposed conv start as bilinear upsampling, channel by channel.
+
+    The original copies one bilinear kernel into every (out, in) slot of channel 0 and
+    then into every output channel; here each output channel c reads input channel c
+    with the bilinear kernel and everything else starts at zero, which is exactly
+    bilinear upsampling when in == out channels.
+    """
+    w = deconv.weight  # (in, out, k, k)
+    k = w.shape[-1]
+    factor = math.ceil(k / 2)
+    center = (2 * factor - 1 - factor % 2) / (2.0 * factor)
+    og = torch.arange(k, dtype=torch.float32)
+    filt_1d = 1 - torch.abs(og / factor - center)
+    kernel = filt_1d[:, None] * filt_1d[None, :]  # (k, k)
+    with torch.no_grad():
+        w.zero_()
+        for c in range(min(w.shape[0], w.shape[1])):
+            w[c, c] = kernel
+
+
+class UpsampleNeck(nn.Module):
+    """Three [3x3 conv + BN + ReLU, 4x4 stride-2 transposed conv (bilinear init) + BN + ReLU] stages.
+
+    (B, in_channels, H/32, W/32) -> (B, channels[-1], H/4, W/4)
+    """
+
+    def __init__(self, in_channels: int, channels: tuple[int, ...] = (256, 128, 64)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for out in channels:
+            up = nn.ConvTranspose2d(out, out, 4, stride=2, padding=1, bias=False)
+            bilinear_init_(up)
+            layers += [
+                nn.Conv2d(in_channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+                up,
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
+            in_channels = out
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)

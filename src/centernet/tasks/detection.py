@@ -1,0 +1,60 @@
+"""2D object detection: heatmap (C) + size (2) + offset (2).
+
+Shapes: B batch, C classes, h, w output size, M max objects, K detections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..decode import decode_detections, transform_boxes
+from ..losses import focal_loss_from_logits, masked_l1_loss
+from ..targets.detection import DetectionTargetEncoder
+
+
+@dataclass
+class DetectionLossWeights:
+    heatmap: float = 1.0
+    size: float = 0.1
+    offset: float = 1.0
+
+
+@dataclass
+class DetectionTask:
+    """Everything detection-specific, so the model and trainer stay generic."""
+
+    num_classes: int
+    max_objects: int = 128
+    min_overlap: float = 0.7
+    exact_radius: bool = False
+    weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
+    name: str = "detect"
+
+    def heads(self) -> dict[str, int]:
+        return {"heatmap": self.num_classes, "size": 2, "offset": 2}
+
+    def encoder(self) -> DetectionTargetEncoder:
+        return DetectionTargetEncoder(self.num_classes, self.max_objects, self.min_overlap, self.exact_radius)
+
+    def loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Total ``loss`` and each weighted part by name."""
+        heatmap = focal_loss_from_logits(outputs["heatmap"], targets["heatmap"], targets.get("ignore"))
+        size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
+        offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
+        parts = {
+            "heatmap_loss": self.weights.heatmap * heatmap,
+            "size_loss": self.weights.size * size,
+            "offset_loss": self.weights.offset * offset,
+        }
+        return {"loss": sum(parts.values()), **parts}
+
+    def decode(
+        self, outputs: dict[str, torch.Tensor], to_original: torch.Tensor | None = None, k: int = 100
+    ) -> dict[str, torch.Tensor]:
+        """Top-K detections; boxes (B, K, 4) in original pixels when ``to_original`` (B, 2, 3) is given."""
+        dets = decode_detections(outputs, k)
+        if to_original is not None:
+            dets["boxes"] = transform_boxes(dets["boxes"], to_original)
+        return dets

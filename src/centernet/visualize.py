@@ -1,0 +1,287 @@
+"""Drawing helpers: boxes on images, heatmap overlays and training curves.
+
+All images here are RGB ``uint8`` arrays of shape (H, W, 3); conversion to OpenCV's
+BGR order happens only when writing to disk (:func:`save_image`). Boxes, labels,
+scores and heatmaps may be given as torch tensors or numpy arrays.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from centernet.errors import CenterNetError
+
+__all__ = ["PALETTE", "class_color", "draw_boxes", "heatmap_overlay", "plot_training_curves", "save_image"]
+
+# A fixed palette of well-separated RGB colours; class ``c`` uses PALETTE[c % len].
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """Return a torch tensor, numpy array or sequence as a numpy array."""
+    if hasattr(value, "detach"):  # torch.Tensor, without importing torch here
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _check_image(image: Any, name: str = "image") -> np.ndarray:
+    """Validate an RGB uint8 (H, W, 3) image and return it as a numpy array."""
+    image = _to_numpy(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise CenterNetError(f"{name}: shape {tuple(image.shape)}, expected (H, W, 3) RGB")
+    if image.dtype != np.uint8:
+        raise CenterNetError(f"{name}: dtype {image.dtype}, expected uint8")
+    return image
+
+
+def class_color(label: int) -> tuple[int, int, int]:
+    """The palette colour (RGB) for a class index."""
+    return PALETTE[int(label) % len(PALETTE)]
+
+
+def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on ``background`` (RGB)."""
+    r, g, b = background
+    luminance = 0.299 * r + 0.587 * g + 0.114 * b
+    return (0, 0, 0) if luminance > 140 else (255, 255, 255)
+
+
+def draw_boxes(
+    image: np.ndarray,
+    boxes: Any,
+    labels: Any,
+    scores: Any | None = None,
+    class_names: Sequence[str] | None = None,
+    score_threshold: float = 0.3,
+) -> np.ndarray:
+    """Draw labelled boxes on a copy of an RGB image.
+
+    Args:
+        image: (H, W, 3) uint8 RGB image; not modified.
+        boxes: (N, 4) boxes as x1, y1, x2, y2 in pixels.
+        labels: (N,) integer class indices.
+        scores: (N,) confidences, or None to draw every box without a score.
+        class_names: names indexed by label; a label without a name is shown as
+            its number.
+        score_threshold: boxes with a score below this are not drawn (ignored
+            when ``scores`` is None).
+
+    Returns:
+        A new (H, W, 3) uint8 RGB image.
+    """
+    canvas = np.ascontiguousarray(_check_image(image)).copy()
+    boxes_np = _to_numpy(boxes).astype(np.float64).reshape(-1, 4)
+    labels_np = _to_numpy(labels).reshape(-1).astype(np.int64)
+    scores_np = None if scores is None else _to_numpy(scores).astype(np.float64).reshape(-1)
+    if len(labels_np) != len(boxes_np) or (scores_np is not None and len(scores_np) != len(boxes_np)):
+        raise CenterNetError(f"draw_boxes: {len(boxes_np)} boxes, {len(labels_np)} labels and "
+                             f"{'no' if scores_np is None else len(scores_np)} scores, expected equal counts")
+
+    height, width = canvas.shape[:2]
+    thickness = max(1, round(0.003 * max(height, width)))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    font_scale = max(0.35, 0.2 * thickness + 0.2)
+    font_thickness = max(1, thickness // 2)
+
+    # Draw low scores first so the most confident boxes and tags end up on top.
+    order = np.arange(len(boxes_np)) if scores_np is None else np.argsort(scores_np, kind="stable")
+    for i in order:
+        if scores_np is not None and not scores_np[i] >= score_threshold:
+            continue
+        if not np.all(np.isfinite(boxes_np[i])):
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in boxes_np[i])
+        x1, x2 = sorted((min(max(x1, 0), width - 1), min(max(x2, 0), width - 1)))
+        y1, y2 = sorted((min(max(y1, 0), height - 1), min(max(y2, 0), height - 1)))
+        label = int(labels_np[i])
+        color = class_color(label)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness, lineType=cv2.LINE_8)
+
+        name = class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
+        text = name if scores_np is None else f"{name} {scores_np[i]:.2f}"
+        (text_w, text_h), baseline = cv2.getTextSize(text, font, font_scale, font_thickness)
+        pad = max(1, thickness)
+        tag_h = text_h + baseline + 2 * pad
+        # Put the tag above the box; if there is no room, put it just inside the top edge.
+        tag_y1 = y1 - tag_h if y1 - tag_h >= 0 else y1
+        tag_x1 = min(x1, max(0, width - text_w - 2 * pad))
+        cv2.rectangle(canvas, (tag_x1, tag_y1), (tag_x1 + text_w + 2 * pad, tag_y1 + tag_h), color, cv2.FILLED)
+        cv2.putText(canvas, text, (tag_x1 + pad, tag_y1 + pad + text_h), font, font_scale,
+                    _text_color(color), font_thickness, lineType=cv2.LINE_AA)
+    return canvas
+
+
+def heatmap_overlay(image: np.ndarray, heatmap: Any, alpha: float = 0.5) -> np.ndarray:
+    """Blend a JET-coloured heatmap over an RGB image.
+
+    Args:
+        image: (H, W, 3) uint8 RGB image; not modified.
+        heatmap: (h, w) values in [0, 1] (e.g. the class-max of the sigmoid heatmap
+            at stride 4), or (C, h, w), which is reduced by a max over C. Values
+            outside [0, 1] are clipped, NaN counts as 0. Resized bilinearly to (H, W).
+        alpha: weight of the heatmap colours, 0 (image only) to 1 (heatmap only).
+
+    Returns:
+        A new (H, W, 3) uint8 RGB image.
+    """
+    image = _check_image(image)
+    if not 0.0 <= alpha <= 1.0:
+        raise CenterNetError(f"alpha: {alpha}, expected a value in [0, 1]")
+    heat = _to_numpy(heatmap).astype(np.float32)
+    if heat.ndim == 3:
+        heat = heat.max(axis=0)
+    if heat.ndim != 2 or heat.size == 0:
+        raise CenterNetError(f"heatmap: shape {tuple(heat.shape)}, expected (h, w) or (C, h, w)")
+    heat = np.clip(np.nan_to_num(heat, nan=0.0), 0.0, 1.0)
+    height, width = image.shape[:2]
+    heat = cv2.resize(heat, (width, height), interpolation=cv2.INTER_LINEAR)
+    colored_bgr = cv2.applyColorMap(np.round(heat * 255.0).astype(np.uint8), cv2.COLORMAP_JET)
+    colored = cv2.cvtColor(colored_bgr, cv2.COLOR_BGR2RGB)
+    blended = cv2.addWeighted(np.ascontiguousarray(image), 1.0 - alpha, colored, alpha, 0.0)
+    return blended
+
+
+def _parse_float(text: str | None) -> float | None:
+    """A CSV cell as a finite float, or None when it is empty or not a number."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _minor_log_label(value: float, _position: Any = None) -> str:
+    """Tick label for a minor log-axis tick: shown only for mantissas 2, 3 and 5."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return f"{value:g}" if any(abs(mantissa - m) < 1e-6 for m in (2, 3, 5)) else ""
+
+
+def _is_loss_column(name: str) -> bool:
+    return name.startswith("loss") or name.endswith("_loss")
+
+
+def _is_metric_column(name: str) -> bool:
+    return name in ("map", "map50", "map75") or name.startswith("map_")
+
+
+def plot_training_curves(results_csv: str | Path, out_png: str | Path) -> Path:
+    """Plot losses and mAP metrics from a run's results.csv into a two-panel PNG.
+
+    The CSV needs an ``epoch`` column. Loss columns are those named ``loss*`` or
+    ``*_loss`` (drawn on a log scale when all values are positive); metric columns
+    are ``map``, ``map50``, ``map75`` and ``map_*``. Empty cells are skipped, so
+    metrics only appear at epochs that ran validation.
+
+    Returns:
+        The path of the written PNG (parent directories are created).
+    """
+    results_csv, out_png = Path(results_csv), Path(out_png)
+    if not results_csv.is_file():
+        raise CenterNetError(f"results csv: {results_csv} does not exist, expected a results.csv file")
+    with results_csv.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+    if "epoch" not in columns:
+        raise CenterNetError(f"results csv: {results_csv} has columns {columns}, expected an 'epoch' column")
+
+    def series(column: str) -> tuple[list[float], list[float]]:
+        xs, ys = [], []
+        for row in rows:
+            x, y = _parse_float(row.get("epoch")), _parse_float(row.get(column))
+            if x is not None and y is not None:
+                xs.append(x)
+                ys.append(y)
+        return xs, ys
+
+    loss_series = {c: series(c) for c in columns if _is_loss_column(c)}
+    metric_series = {c: series(c) for c in columns if _is_metric_column(c)}
+
+    # Object-oriented matplotlib (no pyplot): renders with Agg, never opens a window
+    # and leaves the global backend alone.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+    fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
+    ax_loss, ax_metric = fig.subplots(1, 2, sharex=True)
+
+    plotted_losses = {c: s for c, s in loss_series.items() if s[0]}
+    for column, (xs, ys) in plotted_losses.items():
+        ax_loss.plot(xs, ys, marker="." if len(xs) < 30 else None, label=column)
+    if plotted_losses and all(y > 0 for _, ys in plotted_losses.values() for y in ys):
+        ax_loss.set_yscale("log")
+        # Plain decimals ("0.4", "2") rather than the default "4x10^-1" tick labels;
+        # minor ticks get labels (2, 3, 5 per decade) only when the range is narrow.
+        ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        values = [y for _, ys in plotted_losses.values() for y in ys]
+        if math.log10(max(values) / min(values)) < 2.0:
+            ax_loss.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+        else:
+            ax_loss.yaxis.set_minor_formatter(NullFormatter())
+    ax_loss.set_title("Losses")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+
+    plotted_metrics = {c: s for c, s in metric_series.items() if s[0]}
+    for column, (xs, ys) in plotted_metrics.items():
+        ax_metric.plot(xs, ys, marker="o", label=column)
+    ax_metric.set_title("Validation mAP")
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_ylabel("AP")
+    if plotted_metrics:
+        top = max(y for _, ys in plotted_metrics.values() for y in ys)
+        ax_metric.set_ylim(0.0, max(0.05, min(1.0, top * 1.15)))
+
+    epochs = [x for xs, _ in (*plotted_losses.values(), *plotted_metrics.values()) for x in xs]
+    if epochs and max(epochs) - min(epochs) < 1:
+        ax_loss.set_xlim(min(epochs) - 1, max(epochs) + 1)  # a single epoch: keep integer ticks
+    for ax, plotted in ((ax_loss, plotted_losses), (ax_metric, plotted_metrics)):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        if plotted:
+            ax.legend(fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
+
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, format="png")
+    return out_png
+
+
+def save_image(path: str | Path, image_rgb: np.ndarray) -> Path:
+    """Write an RGB (H, W, 3) or grayscale (H, W) uint8 image with OpenCV.
+
+    Parent directories are created; the format follows the file extension.
+    Returns the path written.
+    """
+    path = Path(path)
+    image = _to_numpy(image_rgb)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise CenterNetError(f"image: shape {tuple(image.shape)} dtype {image.dtype}, "
+                             "expected (H, W, 3) or (H, W) uint8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    try:
+        ok = cv2.imwrite(str(path), out)
+    except cv2.error as exc:
+        raise CenterNetError(f"save_image: cannot write {path}, "
+                             "expected an image extension such as .png or .jpg") from exc
+    if not ok:
+        raise CenterNetError(f"save_image: cannot write {path}, expected a writable path with an image extension")
+    return path

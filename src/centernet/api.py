@@ -159,7 +159,7 @@ class CenterNet:
         metrics = trainer.fit()
         if trainer.per_class_table():
             print(trainer.per_class_table())
-        self.model = trainer.model.to(memory_format=torch.contiguous_format)
+        self.model = trainer.eval_model.to(memory_format=torch.contiguous_format)
         return metrics
 
     # ------------------------------------------------------------------- val

@@ -87,11 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"demo": cmd_demo, "train": cmd_train, "val": cmd_val, "predict": cmd_predict}[args.command](args)
     except CenterNetError as e:
-        print(f"centernet {args.command}: error: {e}", file=sys.stderr)
+        print(f"centernet {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(error: CenterNetError) -> str:
+    """The message of an error; one raised in a DataLoader worker carries that worker's traceback, so keep its last line."""
+    text = str(error).strip()
+    if "Traceback" in text:
+        text = text.splitlines()[-1].removeprefix(f"{CenterNetError.__module__}.{CenterNetError.__name__}: ")
+    return text
 
 
 def cmd_train(args) -> int:

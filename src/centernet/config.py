@@ -19,7 +19,12 @@ class TrainConfig:
     warmup_iters: int = 0            # linear warm-up from 0.1 x lr over this many steps
     min_lr_ratio: float = 0.01       # 'cosine' ends at lr x this
     grad_clip: float = 0.0           # max gradient norm; 0 = off
+    ema: bool = True                 # validate and save an exponential moving average of the weights
+    ema_decay: float = 0.9998        # its final decay per step
+    ema_tau: float = 2000.0          # steps over which the decay ramps up (short runs: ~ total steps / 10)
     input_size: int = 512            # square training input, a multiple of 32
+    random_crop: bool = True         # random scale {0.6, ..., 1.3} x max(h, w) around a random centre (the original's)
+    flip: float = 0.5                # horizontal flip probability
     val_interval: int = 5            # validate every N epochs (and after the last)
     workers: int = 2                 # data loader processes; 0 = in the main process
     precision: str = "auto"          # 'auto' (bf16 where the CPU/GPU has it), 'bf16', 'fp32'
@@ -39,8 +44,11 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
         _check(self.schedule in ("step", "cosine"), "schedule", self.schedule, "'step' or 'cosine'")
         _check(all(0 < s < 1 for s in self.lr_steps), "lr_steps", self.lr_steps, "fractions in (0, 1)")
+        _check(0 < self.ema_decay < 1, "ema_decay", self.ema_decay, "in (0, 1)")
+        _check(self.ema_tau > 0, "ema_tau", self.ema_tau, "> 0")
         _check(self.warmup_iters >= 0, "warmup_iters", self.warmup_iters, ">= 0")
         _check(self.input_size >= 32 and self.input_size % 32 == 0, "input_size", self.input_size, "a multiple of 32")
+        _check(0 <= self.flip <= 1, "flip", self.flip, "a probability in [0, 1]")
         _check(self.val_interval >= 1, "val_interval", self.val_interval, ">= 1")
         _check(self.workers >= 0, "workers", self.workers, ">= 0")
         _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision, "'auto', 'bf16' or 'fp32'")

@@ -56,4 +56,9 @@ def read_coco(json_path: str | Path, images_dir: str | Path) -> DatasetSplit:
                 ignore_boxes=np.asarray(ignore, np.float32).reshape(-1, 4),
             )
         )
+    missing = [s.image_path for s in samples if not s.image_path.is_file()]
+    if missing:
+        raise CenterNetError(
+            f"{json_path}: {len(missing)} of {len(samples)} listed images are missing, first {str(missing[0])!r}"
+        )
     return DatasetSplit(samples, [str(c["name"]) for c in categories], category_ids, source=str(json_path))

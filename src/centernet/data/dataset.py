@@ -20,10 +20,10 @@ from .samples import DatasetSplit, DetectionSample
 from .transforms import (
     AugmentConfig,
     clip_boxes,
-    compose,
     invert_affine,
     letterbox_matrix,
     random_affine,
+    to_output_matrix,
     warp_boxes,
     warp_image,
 )
@@ -94,7 +94,7 @@ class DetectionDataset(Dataset):
         image = warp_image(image, to_input, (s, s))
         item = {"image": self.normalize(image), "image_id": sample.image_id}
         out = s // OUTPUT_STRIDE
-        to_output = compose(np.diag([1 / OUTPUT_STRIDE, 1 / OUTPUT_STRIDE]).astype(np.float64) @ np.eye(2, 3), to_input)
+        to_output = to_output_matrix(to_input, OUTPUT_STRIDE)
         if self.train:
             boxes = clip_boxes(warp_boxes(sample.boxes, to_output), out, out)
             ignore = clip_boxes(warp_boxes(sample.ignore_boxes, to_output), out, out)

@@ -45,6 +45,11 @@ def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a3 @ b3)[:2]
 
 
+def to_output_matrix(to_input: np.ndarray, stride: int = 4) -> np.ndarray:
+    """Compose an image -> network-input map with the network's downsampling to the output map."""
+    return compose(np.array([[1.0 / stride, 0.0, 0.0], [0.0, 1.0 / stride, 0.0]]), to_input)
+
+
 def warp_image(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Warp an (H, W, 3) image into (size[1], size[0], 3) with bilinear sampling, black border.
 
@@ -80,8 +85,10 @@ def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
 class AugmentConfig:
     """Training-time augmentation (the original's random-crop variant)."""
 
-    scale_min: float = 0.6       # random scale factor range times max(h, w)
-    scale_max: float = 1.4
+    random_crop: bool = True     # False: the whole image, letterboxed as at test time (then only the flip)
+
+    scale_min: float = 0.6       # random scale in {scale_min, scale_min + 0.1, ..., scale_max} x max(h, w)
+    scale_max: float = 1.3
     border: int = 128            # keep the random centre this far from the edges (halved until it fits)
     flip: float = 0.5            # horizontal flip probability
 
@@ -95,7 +102,10 @@ def random_affine(
     width: int, height: int, input_size: int, cfg: AugmentConfig, rng: np.random.Generator
 ) -> np.ndarray:
     """Training map: random scale in {0.6, 0.7, ..., 1.3} x max(h, w), a random centre kept off the border."""
-    scales = np.arange(cfg.scale_min, cfg.scale_max - 1e-6, 0.1)
+    if not cfg.random_crop:
+        matrix = letterbox_matrix(width, height, input_size)
+        return compose(flip_matrix(input_size), matrix) if rng.random() < cfg.flip else matrix
+    scales = np.arange(cfg.scale_min, cfg.scale_max + 1e-6, 0.1)
     scale = max(width, height) * float(rng.choice(scales))
     cx = rng.integers(_low(cfg.border, width), width - _low(cfg.border, width) + 1)
     cy = rng.integers(_low(cfg.border, height), height - _low(cfg.border, height) + 1)

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..data.dataset import OUTPUT_STRIDE, DetectionDataset, Normalize
 from ..data.samples import DatasetSplit
-from ..data.transforms import compose, invert_affine, letterbox_matrix, warp_image
+from ..data.transforms import invert_affine, letterbox_matrix, to_output_matrix, warp_image
 from ..eval.coco import coco_results_from_predictions, evaluate_coco_boxes
+from ..progress import progress_bar
 from .precision import autocast, memory_format
 
 
@@ -29,9 +29,7 @@ class InferenceSettings:
 
 def to_original_matrix(width: int, height: int, input_size: int) -> np.ndarray:
     """2x3 map from output-map coordinates of a letterboxed image back to its pixels."""
-    to_input = letterbox_matrix(width, height, input_size)
-    to_output = compose(np.array([[1 / OUTPUT_STRIDE, 0, 0], [0, 1 / OUTPUT_STRIDE, 0]]), to_input)
-    return invert_affine(to_output)
+    return invert_affine(to_output_matrix(letterbox_matrix(width, height, input_size), OUTPUT_STRIDE))
 
 
 def preprocess(images_rgb: list[np.ndarray], input_size: int, normalize: Normalize) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +82,7 @@ def evaluate_split(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     sizes_by_id = {s.image_id: (s.width, s.height) for s in split.samples}
     predictions, image_ids = [], []
-    for batch in tqdm(loader, desc="val", leave=False, disable=not progress, dynamic_ncols=True):
+    for batch in progress_bar(loader, desc="val", leave=False, disable=not progress):
         outputs = run_model(model, batch["image"], settings)
         to_original = batch["to_original"].to(outputs["heatmap"].device)
         dets = task.decode(outputs, to_original, settings.max_detections)

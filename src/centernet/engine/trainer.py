@@ -23,9 +23,12 @@ from tqdm import tqdm
 from ..config import TrainConfig
 from ..data.dataset import DetectionDataset, Normalize
 from ..data.samples import DatasetSplit
+from ..data.transforms import AugmentConfig
 from ..eval.coco import format_per_class_table, metrics_to_jsonable
+from ..progress import progress_bar
 from ..visualize import plot_training_curves
 from .checkpoint import save_checkpoint
+from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
 from .precision import autocast, memory_format, resolve_precision
 
@@ -92,9 +95,11 @@ class Trainer:
         self.val_split = val_split
         self.normalize = Normalize(info.mean, info.std)
         self.dataset = DetectionDataset(
-            train_split, cfg.input_size, encoder=task.encoder(), train=True, normalize=self.normalize, seed=cfg.seed
+            train_split, cfg.input_size, encoder=task.encoder(), train=True, normalize=self.normalize, seed=cfg.seed,
+            augment=AugmentConfig(random_crop=cfg.random_crop, flip=cfg.flip),
         )
         self.optimizer = make_optimizer(self.model, cfg)
+        self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         self.best_map = -1.0
         self.metrics: dict = {}
         self.history: list[dict] = []
@@ -127,7 +132,7 @@ class Trainer:
             self.dataset.set_epoch(epoch)
             sums: dict[str, float] = {}
             count = 0
-            bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not self.progress, dynamic_ncols=True, leave=True)
+            bar = progress_bar(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not self.progress, leave=True)
             out_of_time = False
             for batch in bar:
                 progress = step / total_steps
@@ -181,13 +186,15 @@ class Trainer:
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return {k: float(v.detach()) for k, v in losses.items()}
 
     # ------------------------------------------------------------ validation
     def _validate(self, epoch: int) -> dict:
         settings = InferenceSettings(self.cfg.input_size, 100, self.precision, str(self.device))
         metrics, _ = evaluate_split(
-            self.model, self.task, self.val_split, settings, self.normalize,
+            self.eval_model, self.task, self.val_split, settings, self.normalize,
             batch_size=self.cfg.batch_size, workers=self.cfg.workers, progress=self.progress,
         )
         self.metrics = {k: metrics[k] for k in HEADLINE} | {
@@ -201,6 +208,11 @@ class Trainer:
             self._save(epoch, "best.pt")
         return {k: metrics[k] for k in ("map", "map50", "map75")}
 
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated, saved and returned: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
     def per_class_table(self) -> str:
         if "per_class" not in self.metrics:
             return ""
@@ -208,7 +220,7 @@ class Trainer:
 
     # --------------------------------------------------------------- outputs
     def checkpoint_state(self, epoch: int) -> dict:
-        model = self.model.to(memory_format=torch.contiguous_format)
+        model = self.eval_model.to(memory_format=torch.contiguous_format)
         state = {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "model_name": self.info.model_name,
@@ -224,7 +236,7 @@ class Trainer:
             "metrics": metrics_to_jsonable({k: v for k, v in self.metrics.items() if k in HEADLINE}),
             "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.to_dict().items()},
         }
-        self.model.to(memory_format=self.memory_format)
+        self.eval_model.to(memory_format=self.memory_format)
         return state
 
     def _save(self, epoch: int, name: str) -> None:

@@ -1,0 +1,10 @@
+"""Run every benchmark script in turn (``make bench``); each prints markdown for BENCHMARKS.md."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+for script in ("train_step.py",):
+    print(f"## {script}\n", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,0 +1,93 @@
+"""The Python API: predict, save/load, val; the CLI's val and predict on a trained checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+
+from centernet import CenterNet, CenterNetError
+from centernet.cli import main
+from centernet.data import load_split
+
+from conftest import TINY_SHAPES
+
+
+def test_predict_on_arrays_returns_documented_fields():
+    model = CenterNet("resnet18", num_classes=3)
+    image = np.random.default_rng(0).integers(0, 255, (100, 150, 3), dtype=np.uint8)
+    results = model.predict([image, image], conf=0.0, input_size=64, max_detections=7, heatmap=True)
+    assert len(results) == 2
+    r = results[0]
+    assert r.boxes.shape == (7, 4) and r.scores.shape == (7,) and r.labels.shape == (7,)
+    assert r.boxes.dtype == np.float32 and r.labels.dtype == np.int64
+    assert np.all(np.diff(r.scores) <= 0)
+    assert np.all(r.boxes[:, [0, 2]] <= 150) and np.all(r.boxes[:, [1, 3]] <= 100) and np.all(r.boxes >= 0)
+    assert r.heatmap.shape == (3, 16, 16)
+    drawn = r.plot(heatmap=True)
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(trained_run, tmp_path):
+    model = trained_run["model"]
+    loaded = CenterNet.load(trained_run["out"] / "last.pt")
+    assert loaded.class_names == ["circle", "square", "triangle", "star"]
+    assert loaded.input_size == 64
+    paths = [s.image_path for s in load_split("shapes", "val", TINY_SHAPES).samples[:3]]
+    a = model.predict(paths, conf=0.0, precision="fp32")
+    b = loaded.predict(paths, conf=0.0, precision="fp32")
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.boxes, y.boxes, atol=1e-4)
+        np.testing.assert_allclose(x.scores, y.scores, atol=1e-6)
+
+
+def test_predicted_boxes_overlap_ground_truth(trained_run):
+    """The trained model finds the objects of its training images (IoU > 0.5 for most)."""
+    model = trained_run["model"]
+    split = load_split("shapes", "train", TINY_SHAPES)
+    results = model.predict([s.image_path for s in split.samples], conf=0.2, precision="fp32")
+    hits = total = 0
+    for sample, r in zip(split.samples, results):
+        for box in sample.boxes:
+            total += 1
+            if len(r.boxes):
+                ix1 = np.maximum(r.boxes[:, 0], box[0]); iy1 = np.maximum(r.boxes[:, 1], box[1])
+                ix2 = np.minimum(r.boxes[:, 2], box[2]); iy2 = np.minimum(r.boxes[:, 3], box[3])
+                inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+                union = (r.boxes[:, 2] - r.boxes[:, 0]) * (r.boxes[:, 3] - r.boxes[:, 1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
+                hits += (inter / union).max() > 0.5
+    assert hits / total > 0.5, (hits, total)
+
+
+def test_cli_val_and_predict(trained_run, tmp_path, capsys):
+    weights = str(trained_run["out"] / "best.pt")
+    dataset = load_split("shapes", "val", TINY_SHAPES)
+    data_dir = str(dataset.samples[0].image_path.parents[2])
+    assert main(["val", "--weights", weights, "--data", data_dir, "--out", str(tmp_path / "val")]) == 0
+    metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    assert 0 <= metrics["map"] <= 1 and "map50" in metrics and "map75" in metrics
+    images = str(dataset.samples[0].image_path.parent)
+    assert main(["predict", images, "--weights", weights, "--out", str(tmp_path / "pred"), "--heatmap"]) == 0
+    drawn = sorted(p.name for p in (tmp_path / "pred").glob("*.jpg"))
+    assert len(drawn) == 2 * len(dataset.samples)
+    records = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert all(set(r) >= {"image_id", "category_id", "bbox", "score", "file_name"} for r in records)
+    assert main(["predict", str(tmp_path / "nothing*.png"), "--weights", weights]) == 2
+    assert "no images match" in capsys.readouterr().err
+
+
+def test_api_errors(tmp_path):
+    with pytest.raises(CenterNetError, match="unknown model"):
+        CenterNet("resnet9000")
+    with pytest.raises(CenterNetError, match="has no classes yet"):
+        CenterNet("resnet18").predict(np.zeros((10, 10, 3), np.uint8))
+    model = CenterNet("resnet18", num_classes=1)
+    with pytest.raises(CenterNetError, match="conf=1.5"):
+        model.predict(np.zeros((10, 10, 3), np.uint8), conf=1.5)
+    with pytest.raises(CenterNetError, match="does not exist"):
+        model.predict(tmp_path / "missing.jpg")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(CenterNetError, match="cannot read image"):
+        model.predict(broken)
+    with pytest.raises(CenterNetError, match="input_size=100"):
+        model.predict(np.zeros((10, 10, 3), np.uint8), input_size=100)

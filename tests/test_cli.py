@@ -1,0 +1,82 @@
+"""The command line: help for every command, and a one-line error (no traceback) for bad input."""
+
+import subprocess
+import sys
+
+import pytest
+
+from centernet.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "centernet", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "val", "predict"])
+def test_help(command):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+
+
+def test_list_models(capsys):
+    assert main(["train", "--list-models"]) == 0
+    assert "resnet18" in capsys.readouterr().out.split()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--model", "resnet7"], "unknown model 'resnet7'"),
+        (["train", "--data", "/no/such/dataset"], "dataset path '/no/such/dataset' does not exist"),
+        (["train", "--epochs", "0"], "epochs=0 is out of range"),
+        (["train", "--input-size", "100"], "input_size=100 is out of range"),
+        (["val", "--weights", "/no/such.pt"], "weights file '/no/such.pt' does not exist"),
+    ],
+)
+def test_bad_input_is_one_line(args, expected, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err and "Traceback" not in err
+
+
+def test_bad_input_from_a_real_process(tmp_path):
+    not_weights = tmp_path / "model.pt"
+    not_weights.write_bytes(b"this is not a checkpoint")
+    p = run_cli("predict", str(tmp_path), "--weights", str(not_weights))
+    assert p.returncode == 2
+    assert "cannot read weights" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_error_from_a_loader_worker_is_one_line():
+    """A CenterNetError re-raised by a DataLoader worker carries a traceback; the CLI keeps its last line."""
+    from torch.utils.data import DataLoader, Dataset
+
+    from centernet.cli import one_line
+    from centernet.errors import CenterNetError
+
+    class Broken(Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            raise CenterNetError("cannot read image '/x/y.jpg' (missing, not an image, or corrupt)")
+
+    with pytest.raises(CenterNetError) as e:
+        next(iter(DataLoader(Broken(), num_workers=1)))
+    assert one_line(e.value) == "cannot read image '/x/y.jpg' (missing, not an image, or corrupt)"
+
+
+def test_dataset_with_missing_images(tmp_path, capsys):
+    import json
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    coco = {"images": [{"id": 1, "file_name": "gone.jpg", "width": 10, "height": 10}], "annotations": [],
+            "categories": [{"id": 1, "name": "a"}]}
+    (tmp_path / "annotations" / "instances_val.json").write_text(json.dumps(coco))
+    (tmp_path / "annotations" / "instances_train.json").write_text(json.dumps(coco))
+    assert main(["train", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 1 listed images are missing" in err and "gone.jpg" in err

@@ -45,7 +45,7 @@ def trained_run(tmp_path_factory):
     metrics = model.train(
         data="shapes", out=out, shapes_config=TINY_SHAPES, val_split="train", epochs=40, batch_size=8,
         input_size=64, optimizer="adamw", lr=5e-3, schedule="cosine", warmup_iters=5, val_interval=20,
-        workers=0, progress=False, random_crop=False, ema_decay=0.99, ema_tau=20.0,
+        workers=0, progress=False, augment_mode="none", color_aug=False, ema_decay=0.99, ema_tau=20.0,
     )
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))

@@ -27,6 +27,14 @@ def test_predict_on_arrays_returns_documented_fields():
     assert drawn.shape == image.shape and drawn.dtype == np.uint8
 
 
+def test_predict_keep_resolution_pads_instead_of_resizing():
+    model = CenterNet("resnet18", num_classes=3)
+    image = np.random.default_rng(1).integers(0, 255, (100, 150, 3), dtype=np.uint8)
+    (r,) = model.predict(image, conf=0.0, keep_resolution=True, heatmap=True, max_detections=5)
+    assert r.heatmap.shape == (3, 128 // 4, 160 // 4)  # padded to 128 x 160, stride 4
+    assert np.all(r.boxes[:, [0, 2]] <= 150) and np.all(r.boxes[:, [1, 3]] <= 100)
+
+
 def test_checkpoint_round_trip_gives_identical_predictions(trained_run, tmp_path):
     model = trained_run["model"]
     loaded = CenterNet.load(trained_run["out"] / "last.pt")

@@ -174,8 +174,13 @@ class CenterNet:
         workers: int = 0,
         progress: bool = True,
         shapes_config=None,
+        keep_resolution: bool = False,
     ) -> dict:
-        """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there."""
+        """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there.
+
+        ``keep_resolution``: images are not resized, only padded to multiples of 32 (else letterboxed
+        into ``input_size``).
+        """
         self._require_model()
         split_data = load_split(data, split, shapes_config)
         if split_data.class_names != self.class_names:
@@ -183,7 +188,7 @@ class CenterNet:
                 raise CenterNetError(
                     f"dataset {str(data)!r} has {split_data.num_classes} classes but the model has {len(self.class_names)}"
                 )
-        settings = self._settings(input_size, precision)
+        settings = self._settings(input_size, precision, keep_resolution)
         metrics, results = evaluate_split(
             self.model, self.task, split_data, settings, Normalize(self.mean, self.std), batch_size, workers, progress
         )
@@ -211,13 +216,17 @@ class CenterNet:
         heatmap: bool = False,
         precision: str = "auto",
         batch_size: int = 8,
+        keep_resolution: bool = False,
     ) -> list[Detections]:
-        """Detect objects in an image path, folder, glob, (H, W, 3) RGB array, or a list of those."""
+        """Detect objects in an image path, folder, glob, (H, W, 3) RGB array, or a list of those.
+
+        ``keep_resolution``: images are not resized, only padded to multiples of 32.
+        """
         self._require_model()
         if not 0 <= conf <= 1:
             raise CenterNetError(f"conf={conf} is out of range; expected a score in [0, 1]")
         items = _expand_sources(source)
-        settings = self._settings(input_size, precision)
+        settings = self._settings(input_size, precision, keep_resolution)
         settings.max_detections = max_detections
         self.model.to(settings.device).eval()
         normalize = Normalize(self.mean, self.std)
@@ -225,7 +234,7 @@ class CenterNet:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             images = [read_image_rgb(x) if isinstance(x, Path) else _check_array(x) for x in chunk]
-            batch, to_original = preprocess(images, settings.input_size, normalize)
+            batch, to_original = preprocess(images, settings.input_size, normalize, settings.keep_resolution)
             outputs = run_model(self.model, batch, settings)
             dets = self.task.decode(outputs, to_original.to(outputs["heatmap"].device), max_detections)
             sizes = torch.tensor([[im.shape[1], im.shape[0]] for im in images])
@@ -246,12 +255,12 @@ class CenterNet:
         return results
 
     # --------------------------------------------------------------- helpers
-    def _settings(self, input_size: int | None, precision: str) -> InferenceSettings:
+    def _settings(self, input_size: int | None, precision: str, keep_resolution: bool = False) -> InferenceSettings:
         size = input_size or self.input_size
         if size % 32 or size < 32:
             raise CenterNetError(f"input_size={size} is out of range; expected a multiple of 32")
         device = torch.device(self.device)
-        return InferenceSettings(size, 100, resolve_precision(precision, device), self.device)
+        return InferenceSettings(size, 100, resolve_precision(precision, device), self.device, keep_resolution)
 
     def _require_model(self) -> None:
         if self.model is None:

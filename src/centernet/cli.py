@@ -26,6 +26,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="shapes", help="dataset: a COCO-layout folder, a COCO .json, or 'shapes' (built-in)")
     p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
+    p.add_argument("--train-split", default="train", help="split to train on")
+    p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
     p.add_argument("--epochs", type=int, default=70)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
@@ -38,6 +40,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--time-limit", type=float, default=0.0, help="minutes; the lr schedule follows the clock and training stops there")
+    p.add_argument("--augment", choices=("crop", "shift_scale", "none"), default="crop",
+                   help="geometric augmentation: the original's random crop (default), its shift/scale variant, or none")
+    p.add_argument("--no-color-aug", action="store_true", help="no brightness/contrast/saturation/PCA-lighting jitter")
+    p.add_argument("--no-ema", action="store_true", help="validate and save the raw weights, not their moving average")
+    p.add_argument("--ema-decay", type=float, default=0.9998)
+    p.add_argument("--ema-tau", type=float, default=2000.0, help="steps over which the EMA decay ramps up")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--head-conv", type=int, default=64)
@@ -49,7 +57,8 @@ def _train_settings(args) -> dict:
         epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size, optimizer=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
         val_interval=args.val_interval, workers=args.workers, precision=args.precision,
-        time_limit=args.time_limit, seed=args.seed,
+        time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
+        ema_tau=args.ema_tau, device=args.device, augment_mode=args.augment, color_aug=not args.no_color_aug,
     )
 
 
@@ -74,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
 
     p = sub.add_parser("predict", help="detect objects in images: drawn images + COCO-results JSON")
     p.add_argument("source", help="an image, a folder, or a glob (quote it)")
@@ -83,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--heatmap", action="store_true", help="also save the heatmap overlaid on each image (JET)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
     return parser
 
 
@@ -113,7 +124,9 @@ def cmd_train(args) -> int:
         print("\n".join(list_models()))
         return 0
     model = CenterNet(args.model, head_conv=args.head_conv, pretrained=args.pretrained, device=args.device)
-    metrics = model.train(data=args.data, out=args.out, **_train_settings(args))
+    val_split = None if args.val_split.lower() == "none" else args.val_split
+    metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
+                          **_train_settings(args))
     _print_final(metrics, Path(args.out))
     return 0
 
@@ -123,7 +136,7 @@ def cmd_val(args) -> int:
 
     model = CenterNet.load(args.weights)
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
-                        batch_size=args.batch_size, precision=args.precision)
+                        batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution)
     print(CenterNet.format_metrics(metrics))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
@@ -135,7 +148,7 @@ def cmd_predict(args) -> int:
 
     model = CenterNet.load(args.weights)
     results = model.predict(args.source, conf=args.conf, input_size=args.input_size, heatmap=args.heatmap,
-                            precision=args.precision)
+                            precision=args.precision, keep_resolution=args.keep_resolution)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []

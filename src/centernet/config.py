@@ -23,7 +23,11 @@ class TrainConfig:
     ema_decay: float = 0.9998        # its final decay per step
     ema_tau: float = 2000.0          # steps over which the decay ramps up (short runs: ~ total steps / 10)
     input_size: int = 512            # square training input, a multiple of 32
-    random_crop: bool = True         # random scale {0.6, ..., 1.3} x max(h, w) around a random centre (the original's)
+    augment_mode: str = "crop"       # 'crop': scale {0.6, ..., 1.3} x max(h, w), random centre (the original's default);
+                                     # 'shift_scale': normal shift + scale (its not_rand_crop); 'none': letterbox
+    aug_shift: float = 0.1           # 'shift_scale': centre shift std, a fraction of max(h, w) (clipped at 2x)
+    aug_scale: float = 0.4           # 'shift_scale': scale std (clipped to [1 - aug_scale, 1 + aug_scale])
+    color_aug: bool = True           # brightness/contrast/saturation jitter + PCA lighting (the original's color_aug)
     flip: float = 0.5                # horizontal flip probability
     val_interval: int = 5            # validate every N epochs (and after the last)
     workers: int = 2                 # data loader processes; 0 = in the main process
@@ -49,6 +53,12 @@ class TrainConfig:
         _check(self.warmup_iters >= 0, "warmup_iters", self.warmup_iters, ">= 0")
         _check(self.input_size >= 32 and self.input_size % 32 == 0, "input_size", self.input_size, "a multiple of 32")
         _check(0 <= self.flip <= 1, "flip", self.flip, "a probability in [0, 1]")
+        _check(
+            self.augment_mode in ("crop", "shift_scale", "none"), "augment_mode", self.augment_mode,
+            "'crop', 'shift_scale' or 'none'",
+        )
+        _check(self.aug_shift >= 0, "aug_shift", self.aug_shift, ">= 0")
+        _check(0 <= self.aug_scale < 1, "aug_scale", self.aug_scale, "in [0, 1)")
         _check(self.val_interval >= 1, "val_interval", self.val_interval, ">= 1")
         _check(self.workers >= 0, "workers", self.workers, ">= 0")
         _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision, "'auto', 'bf16' or 'fp32'")

@@ -1,8 +1,9 @@
 """The torch Dataset: read an image, warp it, encode its targets.
 
 Item (train): image (3, S, S) float32 normalised; targets of the task; image_id.
-Item (eval):  image (3, S, S); image_id; ``to_original`` (2, 3) mapping output-map
-coordinates (stride 4) back to original image pixels.
+Item (eval):  image (3, S, S), or with ``keep_resolution`` (3, H', W') (the image's own
+size padded up to multiples of 32, image at the top-left); image_id; ``to_original``
+(2, 3) mapping output-map coordinates (stride 4) back to original image pixels.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import CenterNetError
+from .augment import color_augment
 from .samples import DatasetSplit, DetectionSample
 from .transforms import (
     AugmentConfig,
     clip_boxes,
     invert_affine,
+    keep_resolution_matrix,
     letterbox_matrix,
+    pad_image,
+    padded_size,
     random_affine,
     to_output_matrix,
     warp_boxes,
@@ -40,11 +45,22 @@ class Normalize:
     std: tuple[float, float, float] = COCO_STD_RGB
 
     def __call__(self, image_rgb: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (3, H, W) float32 normalised tensor."""
-        x = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float().div_(255)
+        """(H, W, 3) RGB -> (3, H, W) float32 normalised tensor.
+
+        uint8 images are in [0, 255]; float images are taken as already scaled to [0, 1]
+        (as the colour augmentation leaves them).
+        """
+        x = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float()
+        if image_rgb.dtype == np.uint8:
+            x = x.div_(255)
         mean = torch.tensor(self.mean).view(3, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1)
         return (x - mean) / std
+
+    def black(self) -> tuple[float, float, float]:
+        """The normalised value of a black pixel, per channel (the padding colour)."""
+        value = (torch.zeros(3) - torch.tensor(self.mean)) / torch.tensor(self.std)
+        return tuple(float(v) for v in value)
 
 
 def read_image_rgb(path) -> np.ndarray:
@@ -67,12 +83,15 @@ class DetectionDataset(Dataset):
     normalize: Normalize = field(default_factory=Normalize)
     seed: int = 0
     epoch: int = 0
+    keep_resolution: bool = False  # eval only: no resize, pad to multiples of 32 (``input_size`` unused)
 
     def __post_init__(self) -> None:
         if self.input_size % 32:
             raise CenterNetError(f"input size {self.input_size} is not a multiple of 32")
         if self.train and self.encoder is None:
             raise ValueError("a training dataset needs a target encoder")
+        if self.train and self.keep_resolution:
+            raise ValueError("keep_resolution is a test-time setting; training warps to a square input_size")
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation is a function of (seed, epoch, index): reproducible with any worker count."""
@@ -85,21 +104,61 @@ class DetectionDataset(Dataset):
         sample: DetectionSample = self.split.samples[index]
         image = read_image_rgb(sample.image_path)
         h, w = image.shape[:2]
-        s = self.input_size
         if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            to_input = random_affine(w, h, s, self.augment, rng)
+            return self._train_item(sample, image, index)
+        if self.keep_resolution:
+            to_input = keep_resolution_matrix()
+            image = pad_image(image, padded_size(w, h))
         else:
-            to_input = letterbox_matrix(w, h, s)
+            to_input = letterbox_matrix(w, h, self.input_size)
+            image = warp_image(image, to_input, (self.input_size, self.input_size))
+        to_original = invert_affine(to_output_matrix(to_input, OUTPUT_STRIDE))
+        return {
+            "image": self.normalize(image),
+            "image_id": sample.image_id,
+            "to_original": torch.from_numpy(to_original).float(),
+        }
+
+    def _train_item(self, sample: DetectionSample, image: np.ndarray, index: int) -> dict:
+        """Random warp + flip, colour jitter, targets encoded on the output map."""
+        h, w = image.shape[:2]
+        s = self.input_size
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        to_input = random_affine(w, h, s, self.augment, rng)
         image = warp_image(image, to_input, (s, s))
+        if self.augment.color:
+            image = color_augment(image.astype(np.float32) / 255, rng)
         item = {"image": self.normalize(image), "image_id": sample.image_id}
         out = s // OUTPUT_STRIDE
         to_output = to_output_matrix(to_input, OUTPUT_STRIDE)
-        if self.train:
-            boxes = clip_boxes(warp_boxes(sample.boxes, to_output), out, out)
-            ignore = clip_boxes(warp_boxes(sample.ignore_boxes, to_output), out, out)
-            targets = self.encoder(boxes, sample.labels, (out, out), ignore)
-            item["targets"] = {k: torch.from_numpy(v) for k, v in targets.items()}
-        else:
-            item["to_original"] = torch.from_numpy(invert_affine(to_output)).float()
+        boxes = clip_boxes(warp_boxes(sample.boxes, to_output), out, out)
+        ignore = clip_boxes(warp_boxes(sample.ignore_boxes, to_output), out, out)
+        targets = self.encoder(boxes, sample.labels, (out, out), ignore)
+        item["targets"] = {k: torch.from_numpy(v) for k, v in targets.items()}
         return item
+
+
+@dataclass
+class PadCollate:
+    """Collate eval items whose images differ in size: pad each to the batch's largest.
+
+    For ``keep_resolution`` items: images sit at the top-left, so padding right and bottom
+    leaves their ``to_original`` maps unchanged. The padding is a black pixel after
+    normalisation (``fill`` = -mean / std per channel), so a batch equals one built by
+    padding the raw images with zeros first.
+    """
+
+    fill: tuple[float, float, float]
+
+    def __call__(self, items: list[dict]) -> dict:
+        images = [item["image"] for item in items]
+        height = max(im.shape[1] for im in images)
+        width = max(im.shape[2] for im in images)
+        batch = torch.tensor(self.fill, dtype=torch.float32).view(1, 3, 1, 1).repeat(len(images), 1, height, width)
+        for b, im in enumerate(images):
+            batch[b, :, : im.shape[1], : im.shape[2]] = im
+        return {
+            "image": batch,
+            "image_id": torch.tensor([item["image_id"] for item in items]),
+            "to_original": torch.stack([item["to_original"] for item in items]),
+        }

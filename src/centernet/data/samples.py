@@ -1,15 +1,60 @@
-"""The one sample type every dataset reader produces."""
+"""The one sample type every dataset reader produces, and the problems readers report.
+
+Readers never raise on bad data inside a dataset: they keep what is valid and append a
+:class:`DatasetProblem` per thing they skipped, clipped or dropped, so that
+``centernet check`` can report it and training can go on with the valid part.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+
+# Every problem kind a reader or the image check reports: kind -> what happened.
+PROBLEM_KINDS: dict[str, str] = {
+    "missing_image": "image listed but no file; image dropped",
+    "duplicate_image": "image listed twice; second entry dropped",
+    "missing_annotation": "image listed but no annotation file; image dropped",
+    "bad_xml": "annotation xml does not parse or declares entities; file skipped",
+    "malformed_label": "label line or entry malformed (field count, not a number, NaN/inf); skipped",
+    "unknown_class": "class not in the class list; box skipped",
+    "orphan_annotation": "annotation for an image id that is not listed; skipped",
+    "box_clipped": "box outside the image; clipped to it",
+    "zero_area": "box has zero or negative area (after clipping); dropped",
+    "unreadable_image": "image file cannot be decoded (empty, not an image, corrupt); image dropped",
+    "truncated_image": "image file is cut short (no JPEG EOI / PNG IEND at the end)",
+    "size_mismatch": "decoded image size differs from the declared width/height",
+}
+
+# Kinds after which the reader drops the whole image (used to count listed images).
+IMAGE_DROP_KINDS = frozenset({"missing_image", "duplicate_image", "missing_annotation", "bad_xml"})
+
+# Boxes that overshoot the image by less than this (pixels) are clipped without a
+# problem: normalised YOLO coordinates written with 6 decimals overshoot by ~3e-4 px.
+CLIP_TOLERANCE_PX = 0.01
 
 
 def _empty_boxes() -> np.ndarray:
     return np.zeros((0, 4), np.float32)
+
+
+@dataclass
+class DatasetProblem:
+    """One thing wrong in a dataset: where (file, 1-based line if any), what kind, and a one-line message."""
+
+    file: str
+    line: int | None
+    kind: str  # a key of PROBLEM_KINDS
+    message: str
+
+    def location(self) -> str:
+        """``file:line`` or ``file``."""
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
 
 
 @dataclass
@@ -36,6 +81,8 @@ class DatasetSplit:
     class_names: list[str]
     category_ids: list[int]
     source: str = ""  # where it was read from, for messages
+    problems: list[DatasetProblem] = field(default_factory=list)  # what the reader skipped / clipped / dropped
+    dropped_boxes: int = 0  # object boxes present in the files but not kept (unknown class, zero area)
 
     @property
     def num_classes(self) -> int:
@@ -62,3 +109,102 @@ class DatasetSplit:
                     )
         categories = [{"id": i, "name": n} for i, n in zip(self.category_ids, self.class_names)]
         return {"info": {}, "images": images, "annotations": annotations, "categories": categories}
+
+
+def problem_summary(problems: Sequence[DatasetProblem]) -> str:
+    """One line: ``"3 dataset problems (2 zero_area, 1 box_clipped)"``, or ``""`` when there are none."""
+    if not problems:
+        return ""
+    counts = Counter(p.kind for p in problems)
+    kinds = ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+    return f"{len(problems)} dataset problem{'s' if len(problems) != 1 else ''} ({kinds})"
+
+
+class SampleBuilder:
+    """Collects one image's boxes, clipping them to the image and logging what is wrong.
+
+    ``file`` is where the boxes come from (a label file, an xml, a json): every problem
+    names it, with ``line`` when the format has lines.
+    """
+
+    def __init__(self, file: str | Path, width: int, height: int, problems: list[DatasetProblem]):
+        self.file, self.width, self.height = str(file), width, height
+        self.problems = problems
+        self.boxes: list[list[float]] = []   # (N, 4) xyxy pixels
+        self.labels: list[int] = []          # (N,) contiguous labels
+        self.ignore: list[list[float]] = []  # (G, 4) xyxy pixels
+        self.dropped = 0                     # object boxes dropped (unknown class, zero area)
+
+    def problem(self, kind: str, message: str, line: int | None = None) -> None:
+        self.problems.append(DatasetProblem(self.file, line, kind, message))
+
+    def add(self, box: Sequence[float], label: int | None, line: int | None = None, what: str = "box") -> bool:
+        """Add an xyxy pixel box with contiguous ``label``, or an ignore region when ``label`` is None.
+
+        A box outside the image is clipped (problem ``box_clipped``); one with zero or
+        negative area after clipping is dropped (``zero_area``). ``what`` names the box in
+        messages (``"object 3 (RBC)"``). Returns whether it was kept.
+        """
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+            self.problem("malformed_label", f"{what}: NaN or infinite coordinate", line)
+            return False
+        cx1, cy1 = min(max(x1, 0.0), self.width), min(max(y1, 0.0), self.height)
+        cx2, cy2 = min(max(x2, 0.0), self.width), min(max(y2, 0.0), self.height)
+        shown = f"{what} [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]"
+        if cx2 <= cx1 or cy2 <= cy1:
+            outside = (x1, y1, x2, y2) != (cx1, cy1, cx2, cy2)
+            reason = "lies outside" if outside and x2 > x1 and y2 > y1 else "has zero or negative area in"
+            message = f"{shown} {reason} the {self.width}x{self.height} image; dropped"
+            self.drop("zero_area", message, line, is_object=label is not None)
+            return False
+        overshoot = max(abs(x1 - cx1), abs(y1 - cy1), abs(x2 - cx2), abs(y2 - cy2))
+        if overshoot > CLIP_TOLERANCE_PX:
+            self.problem("box_clipped", f"{shown} extends outside the {self.width}x{self.height} image; clipped", line)
+        if label is None:
+            self.ignore.append([cx1, cy1, cx2, cy2])
+        else:
+            self.boxes.append([cx1, cy1, cx2, cy2])
+            self.labels.append(label)
+        return True
+
+    def drop(self, kind: str, message: str, line: int | None = None, is_object: bool = True) -> None:
+        """Log a dropped box; object boxes (not ignore regions) count in ``dropped``."""
+        self.problem(kind, message, line)
+        if is_object:
+            self.dropped += 1
+
+    def build(self, image_path: Path, image_id: int) -> DetectionSample:
+        return DetectionSample(
+            image_path=image_path,
+            image_id=image_id,
+            width=self.width,
+            height=self.height,
+            boxes=np.asarray(self.boxes, np.float32).reshape(-1, 4),
+            labels=np.asarray(self.labels, np.int64),
+            ignore_boxes=np.asarray(self.ignore, np.float32).reshape(-1, 4),
+        )
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as cv2.imread would decode it, from the file header; None when unreadable.
+
+    Reads only the header (Pillow, lazily), honouring the JPEG EXIF orientation that
+    cv2 applies. Without Pillow it falls back to a full cv2 decode.
+    """
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        import cv2
+
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return None if image is None else (image.shape[1], image.shape[0])
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = im.getexif().get(0x0112, 1) if im.format == "JPEG" else 1
+    except Exception:  # noqa: BLE001 - any decoder error means "not readable"
+        return None
+    if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: cv2 swaps the sides
+        width, height = height, width
+    return width, height

@@ -5,8 +5,9 @@ flip): image and boxes by the same matrix. Matrices act on continuous coordinate
 which pixel i spans [i, i + 1) (COCO's convention for boxes); ``warp_image`` converts
 to OpenCV's convention (pixel centres at integers), so image and boxes stay aligned to
 the sub-pixel. At test time the whole image is fitted into
-the square input keeping its aspect ratio; the inverse map sends predicted boxes back
-to original image pixels exactly.
+the square input keeping its aspect ratio (letterbox), or kept at its own resolution
+at the top-left of a canvas padded to a multiple of 32 (``keep_resolution``); the
+inverse map sends predicted boxes back to original image pixels exactly.
 """
 
 from __future__ import annotations
@@ -81,16 +82,34 @@ def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
     return out
 
 
+AUGMENT_MODES = ("crop", "shift_scale", "none")
+
+
 @dataclass
 class AugmentConfig:
-    """Training-time augmentation (the original's random-crop variant)."""
+    """Training-time augmentation: one affine warp (``mode``), a flip, and colour jitter.
 
-    random_crop: bool = True     # False: the whole image, letterboxed as at test time (then only the flip)
+    ``mode``:
+      * ``"crop"``: the original's default (random crop): scale in {scale_min, ..., scale_max}
+        x max(h, w) in steps of 0.1, centre drawn uniformly at least ``border`` px off the edges;
+      * ``"shift_scale"``: the original's ``not_rand_crop`` variant: centre shifted by
+        max(h, w) x clip(N(0, shift), -2 shift, 2 shift) in x and y, side max(h, w) x
+        clip(N(1, scale), 1 - scale, 1 + scale);
+      * ``"none"``: the whole image, letterboxed as at test time (then only the flip).
+    """
 
-    scale_min: float = 0.6       # random scale in {scale_min, scale_min + 0.1, ..., scale_max} x max(h, w)
+    mode: str = "crop"
+    scale_min: float = 0.6       # crop: random scale in {scale_min, scale_min + 0.1, ..., scale_max} x max(h, w)
     scale_max: float = 1.3
-    border: int = 128            # keep the random centre this far from the edges (halved until it fits)
+    border: int = 128            # crop: keep the random centre this far from the edges (halved until it fits)
+    shift: float = 0.1           # shift_scale: std of the centre shift, a fraction of max(h, w), clipped at 2x
+    scale: float = 0.4           # shift_scale: std of the relative scale, clipped to [1 - scale, 1 + scale]
     flip: float = 0.5            # horizontal flip probability
+    color: bool = True           # brightness/contrast/saturation + PCA lighting (see data/augment.py)
+
+    def __post_init__(self) -> None:
+        if self.mode not in AUGMENT_MODES:
+            raise ValueError(f"augment mode {self.mode!r} is not one of {AUGMENT_MODES}")
 
 
 def letterbox_matrix(width: int, height: int, input_size: int) -> np.ndarray:
@@ -98,21 +117,69 @@ def letterbox_matrix(width: int, height: int, input_size: int) -> np.ndarray:
     return affine_matrix((width / 2, height / 2), max(width, height), (input_size, input_size))
 
 
+def padded_size(width: int, height: int, multiple: int = 32) -> tuple[int, int]:
+    """(W, H) rounded up to the next multiple of ``multiple`` (an exact multiple stays as it is)."""
+    return (-(-width // multiple) * multiple, -(-height // multiple) * multiple)
+
+
+def keep_resolution_matrix() -> np.ndarray:
+    """Test-time map at the image's own resolution: the identity.
+
+    The image sits unscaled at the top-left of a canvas of :func:`padded_size` (zero
+    padding right and bottom), so no pixel is resampled and a canvas padded further
+    (to a batch's largest) keeps the same map.
+    """
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def pad_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Place an (H, W, C) image at the top-left of a zero canvas (size[1], size[0], C)."""
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image
+    canvas = np.zeros((size[1], size[0]) + image.shape[2:], image.dtype)
+    canvas[:h, :w] = image
+    return canvas
+
+
 def random_affine(
     width: int, height: int, input_size: int, cfg: AugmentConfig, rng: np.random.Generator
 ) -> np.ndarray:
-    """Training map: random scale in {0.6, 0.7, ..., 1.3} x max(h, w), a random centre kept off the border."""
-    if not cfg.random_crop:
+    """Training map image -> square input of side ``input_size``, by ``cfg.mode``, then a random flip."""
+    if cfg.mode == "none":
         matrix = letterbox_matrix(width, height, input_size)
-        return compose(flip_matrix(input_size), matrix) if rng.random() < cfg.flip else matrix
-    scales = np.arange(cfg.scale_min, cfg.scale_max + 1e-6, 0.1)
-    scale = max(width, height) * float(rng.choice(scales))
-    cx = rng.integers(_low(cfg.border, width), width - _low(cfg.border, width) + 1)
-    cy = rng.integers(_low(cfg.border, height), height - _low(cfg.border, height) + 1)
-    matrix = affine_matrix((float(cx), float(cy)), scale, (input_size, input_size))
+    else:
+        if cfg.mode == "crop":
+            center, scale = _random_crop(width, height, cfg, rng)
+        else:
+            center, scale = _shift_scale(width, height, cfg, rng)
+        matrix = affine_matrix(center, scale, (input_size, input_size))
     if rng.random() < cfg.flip:
         matrix = compose(flip_matrix(input_size), matrix)
     return matrix
+
+
+def _random_crop(
+    width: int, height: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[tuple[float, float], float]:
+    """The original's random crop: (centre, side of the square that fills the input)."""
+    scales = np.arange(cfg.scale_min, cfg.scale_max + 1e-6, 0.1)
+    scale = max(width, height) * float(rng.choice(scales))
+    cx = rng.integers(_low(cfg.border, width), width - _low(cfg.border, width))
+    cy = rng.integers(_low(cfg.border, height), height - _low(cfg.border, height))
+    return (float(cx), float(cy)), scale
+
+
+def _shift_scale(
+    width: int, height: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[tuple[float, float], float]:
+    """The original's shift/scale variant: a normal shift of the image centre and a normal rescale."""
+    side = float(max(width, height))
+    cf, sf = cfg.shift, cfg.scale
+    cx = width / 2 + side * float(np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf))
+    cy = height / 2 + side * float(np.clip(rng.standard_normal() * cf, -2 * cf, 2 * cf))
+    scale = side * float(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))
+    return (cx, cy), scale
 
 
 def _low(border: int, size: int) -> int:

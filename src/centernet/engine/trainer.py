@@ -96,7 +96,9 @@ class Trainer:
         self.normalize = Normalize(info.mean, info.std)
         self.dataset = DetectionDataset(
             train_split, cfg.input_size, encoder=task.encoder(), train=True, normalize=self.normalize, seed=cfg.seed,
-            augment=AugmentConfig(random_crop=cfg.random_crop, flip=cfg.flip),
+            augment=AugmentConfig(
+                mode=cfg.augment_mode, shift=cfg.aug_shift, scale=cfg.aug_scale, flip=cfg.flip, color=cfg.color_aug
+            ),
         )
         self.optimizer = make_optimizer(self.model, cfg)
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
@@ -167,6 +169,7 @@ class Trainer:
             self._say(f"skipped {skipped} steps with a non-finite loss")
         plot_training_curves(self.out_dir / "results.csv", self.out_dir / "results.png")
         self.metrics["train_time_s"] = round(time.perf_counter() - start, 1)
+        self.metrics["steps"] = step
         (self.out_dir / "metrics.json").write_text(json.dumps(metrics_to_jsonable(self.metrics), indent=2))
         return self.metrics
 

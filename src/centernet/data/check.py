@@ -1,0 +1,219 @@
+"""``centernet check``: count a dataset's contents and list its problems.
+
+The readers already report label problems (see ``samples.PROBLEM_KINDS``) without
+decoding images; :func:`check_split` adds the image checks (decodable, not truncated,
+decoded size equal to the declared one), which need a full decode per image.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+
+from ..progress import progress_bar
+from .samples import PROBLEM_KINDS, DatasetProblem, DatasetSplit, DetectionSample
+
+JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IEND = b"IEND\xaeB`\x82"  # chunk type + its CRC: the last 8 bytes of a complete PNG
+PADDING = b"\x00 \t\r\n"  # trailing bytes some writers append after the end marker
+TAIL_BYTES = 4096  # read from the end of a file to find its end marker
+EXAMPLES_PER_KIND = 10
+
+
+@dataclass
+class DatasetReport:
+    """What a split contains and what is wrong with it.
+
+    ``boxes`` counts object boxes as they appear in the files (kept ones plus those the
+    reader dropped for an unknown class or zero area); ``kept_boxes`` and
+    ``boxes_per_class`` count the boxes used for training. Ignore regions (crowd,
+    difficult) are counted apart.
+    """
+
+    source: str
+    images: int = 0
+    boxes: int = 0
+    kept_boxes: int = 0
+    boxes_per_class: dict[str, int] = field(default_factory=dict)
+    background_images: int = 0  # images with no (kept) box
+    ignore_regions: int = 0
+    image_sizes: Counter = field(default_factory=Counter)  # (width, height) -> images, as declared
+    problems: list[DatasetProblem] = field(default_factory=list)  # the reader's, then the image checks'
+    bad_images: set[str] = field(default_factory=set)  # paths that failed the image check
+    images_verified: bool = False
+
+    def problem_counts(self) -> Counter:
+        """kind -> number of problems."""
+        return Counter(p.kind for p in self.problems)
+
+
+def check_split(split: DatasetSplit, verify_images: bool = True, progress: bool = True) -> DatasetReport:
+    """Count ``split``'s images, boxes, classes and sizes; with ``verify_images`` decode every image too."""
+    counts = Counter(int(label) for s in split.samples for label in s.labels.tolist())
+    kept = sum(counts.values())
+    report = DatasetReport(
+        source=split.source,
+        images=len(split.samples),
+        boxes=kept + split.dropped_boxes,
+        kept_boxes=kept,
+        boxes_per_class={name: counts.get(i, 0) for i, name in enumerate(split.class_names)},
+        background_images=sum(len(s.boxes) == 0 for s in split.samples),
+        ignore_regions=sum(len(s.ignore_boxes) for s in split.samples),
+        image_sizes=Counter((s.width, s.height) for s in split.samples),
+        problems=list(split.problems),
+        images_verified=verify_images,
+    )
+    if verify_images:
+        for sample in progress_bar(split.samples, desc="checking images", disable=not progress):
+            problem = check_image(sample)
+            if problem is not None:
+                report.problems.append(problem)
+                report.bad_images.add(str(sample.image_path))
+    return report
+
+
+def check_image(sample: DetectionSample) -> DatasetProblem | None:
+    """The first thing wrong with the sample's image file, or None.
+
+    Order: empty or truncated (by the end marker, without decoding: a truncated JPEG
+    decodes to a grey-filled image with only a warning), then not decodable by cv2,
+    then decoded size different from the declared ``width`` x ``height``.
+    """
+    path = sample.image_path
+    where = str(path)
+    try:
+        head, tail = _head_and_tail(path)
+    except OSError as e:
+        return DatasetProblem(where, None, "unreadable_image", f"cannot open the file ({e.strerror or e})")
+    if not head:
+        return DatasetProblem(where, None, "unreadable_image", "empty file (0 bytes)")
+    truncated = _truncation(head, tail)
+    if truncated:
+        return DatasetProblem(where, None, "truncated_image", truncated)
+    image = cv2.imread(where, cv2.IMREAD_COLOR)
+    if image is None:
+        return DatasetProblem(where, None, "unreadable_image", "cv2 cannot decode it (not an image, or corrupt)")
+    height, width = image.shape[:2]
+    if (width, height) != (sample.width, sample.height):
+        return DatasetProblem(where, None, "size_mismatch",
+                              f"decoded {width}x{height}, annotations say {sample.width}x{sample.height}")
+    return None
+
+
+def _head_and_tail(path: Path) -> tuple[bytes, bytes]:
+    """The first 8 bytes and the last bytes of the file with trailing padding stripped (the whole file
+    is read when the padding is longer than ``TAIL_BYTES``)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        size = f.seek(0, 2)
+        f.seek(max(0, size - TAIL_BYTES))
+        tail = f.read().rstrip(PADDING)
+        if not tail and size > TAIL_BYTES:
+            f.seek(0)
+            tail = f.read().rstrip(PADDING)
+    return head, tail
+
+
+def _truncation(head: bytes, tail: bytes) -> str:
+    """Why a JPEG or PNG looks cut short (``""`` when it does not, or is another format)."""
+    if head.startswith(JPEG_SOI) and not tail.endswith(JPEG_EOI):
+        return "JPEG does not end with the EOI marker FF D9 (file cut short)"
+    if head.startswith(PNG_SIGNATURE) and not tail.endswith(PNG_IEND):
+        return "PNG does not end with the IEND chunk (file cut short)"
+    return ""
+
+
+def valid_samples(split: DatasetSplit, report: DatasetReport) -> DatasetSplit:
+    """``split`` without the images that failed the image check; problems become the report's."""
+    kept = [s for s in split.samples if str(s.image_path) not in report.bad_images]
+    return replace(split, samples=kept, problems=list(report.problems))
+
+
+def format_report(report: DatasetReport) -> str:
+    """A readable summary: counts, boxes per class, then problems by kind with examples."""
+    lines = [f"Dataset {report.source}"]
+    verified = (f"yes, {len(report.bad_images)} failed" if report.images_verified
+                else "no (labels only)")
+    rows = [
+        ("images", str(report.images)),
+        ("background images", str(report.background_images)),
+        ("boxes (in files)", str(report.boxes)),
+        ("boxes kept", str(report.kept_boxes)),
+        ("ignore regions", str(report.ignore_regions)),
+        ("image sizes", _sizes(report.image_sizes)),
+        ("images decoded", verified),
+    ]
+    lines += [f"  {name:<18} {value}" for name, value in rows]
+    lines += _class_lines(report.boxes_per_class)
+    lines += _problem_lines(report.problems)
+    return "\n".join(lines)
+
+
+def _class_lines(per_class: dict[str, int]) -> list[str]:
+    """One line per class with boxes, then the classes without any (names cut after 10)."""
+    present = {name: n for name, n in per_class.items() if n}
+    width = max((len(n) for n in present), default=0)
+    lines = [f"Boxes per class (kept, {len(present)} of {len(per_class)} classes present):"]
+    lines += [f"  {name:<{width}}  {n:>7}" for name, n in present.items()]
+    absent = [name for name, n in per_class.items() if not n]
+    if absent:
+        shown = ", ".join(absent[:10]) + (f", ... and {len(absent) - 10} more" if len(absent) > 10 else "")
+        lines.append(f"  no boxes: {shown}")
+    return lines
+
+
+def _sizes(sizes: Counter) -> str:
+    """``640x480 (364 images)`` or ``3 sizes, most common 640x480 (300), min 320x240, max 1280x720``."""
+    if not sizes:
+        return "-"
+    (w, h), n = sizes.most_common(1)[0]
+    if len(sizes) == 1:
+        return f"{w}x{h} ({n} images)"
+    by_area = sorted(sizes, key=lambda s: (s[0] * s[1], s))
+    (w0, h0), (w1, h1) = by_area[0], by_area[-1]
+    return f"{len(sizes)} sizes, most common {w}x{h} ({n}), smallest {w0}x{h0}, largest {w1}x{h1}"
+
+
+def _problem_lines(problems: list[DatasetProblem]) -> list[str]:
+    """``Problems: N`` then per kind (most frequent first) its count, meaning and up to 10 examples."""
+    if not problems:
+        return ["Problems: none"]
+    by_kind: dict[str, list[DatasetProblem]] = defaultdict(list)
+    for p in problems:
+        by_kind[p.kind].append(p)
+    lines = [f"Problems: {len(problems)}"]
+    for kind, items in sorted(by_kind.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        meaning = PROBLEM_KINDS.get(kind)
+        lines.append(f"  {kind} ({len(items)})" + (f": {meaning}" if meaning else ""))
+        lines += [f"    {p.location()}: {p.message}" for p in items[:EXAMPLES_PER_KIND]]
+        if len(items) > EXAMPLES_PER_KIND:
+            lines.append(f"    ... and {len(items) - EXAMPLES_PER_KIND} more")
+    return lines
+
+
+def run_check(
+    data: str, splits: list[str] | None = None, verify_images: bool = True, progress: bool = True
+) -> int:
+    """``centernet check DATA``: print :func:`format_report` for each split; returns 0 (problems are not fatal).
+
+    ``splits`` defaults to those among train/val/test the dataset has (or all it has,
+    when none of those). A split it does not have, or an unknown layout, raises
+    CenterNetError.
+    """
+    from . import available_splits, read_split
+
+    if not splits:
+        have = available_splits(data)
+        splits = [s for s in ("train", "val", "test") if s in have] or have
+    for i, name in enumerate(splits):
+        split = read_split(data, name)
+        report = check_split(split, verify_images=verify_images, progress=progress)
+        print(("\n" if i else "") + f"== split {name} ==\n" + format_report(report), flush=True)
+    return 0
+
+
+__all__ = ["DatasetReport", "check_image", "check_split", "format_report", "run_check", "valid_samples"]

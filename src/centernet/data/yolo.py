@@ -1,0 +1,218 @@
+"""Reader for YOLO txt datasets described by a ``data.yaml`` (the ultralytics layout).
+
+The yaml has ``path`` (dataset root: absolute, or relative to the yaml's folder;
+default the yaml's folder), one key per split (``train``, ``val``, optional ``test``)
+whose value is a folder, a list of folders, or a ``.txt`` file listing image paths
+(all relative to ``path``), and ``names`` as a list or an ``{index: name}`` dict.
+
+Each image's labels are in the file found by replacing the last ``images`` component
+of its path with ``labels`` and the suffix with ``.txt``; each line is
+``class cx cy w h`` with the centre and size normalised to [0, 1] by the image size.
+An image without a label file (or with an empty one) is a background image.
+Class indices are the category ids; labels are their positions in index order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import CenterNetError
+from .samples import DatasetProblem, DatasetSplit, DetectionSample, SampleBuilder, image_size
+
+IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+NON_SPLIT_KEYS = frozenset({"path", "names", "nc", "download", "yaml_file", "kpt_shape", "flip_idx", "channels"})
+
+
+def read_yolo(yaml_path: str | Path, split: str = "train") -> DatasetSplit:
+    """Read split ``split`` of the dataset described by ``yaml_path``.
+
+    A missing or invalid yaml, a split it does not define, or a split folder that does
+    not exist raise :class:`CenterNetError`; problems inside the data are reported in
+    ``DatasetSplit.problems``.
+    """
+    yaml_path = Path(yaml_path)
+    config = load_yaml(yaml_path)
+    root = dataset_root(yaml_path, config)
+    category_ids, names = class_list(yaml_path, config)
+    label_of = {cid: i for i, cid in enumerate(category_ids)}
+
+    problems: list[DatasetProblem] = []
+    image_paths = _split_images(yaml_path, config, root, split, problems)
+    samples, dropped = [], 0
+    for path in image_paths:
+        size = image_size(path)
+        if size is None:
+            problems.append(DatasetProblem(str(path), None, "unreadable_image",
+                                           "cannot read the image header (empty, not an image, or corrupt); dropped"))
+            continue
+        sample, n_dropped = _read_sample(path, len(samples) + 1, size, label_of, problems)
+        if sample is not None:
+            samples.append(sample)
+            dropped += n_dropped
+    source = f"{yaml_path} (split {split!r})"
+    return DatasetSplit(samples, names, category_ids, source=source, problems=problems, dropped_boxes=dropped)
+
+
+def load_yaml(yaml_path: Path) -> dict[str, Any]:
+    """The yaml as a dict; CenterNetError when missing or not a mapping."""
+    if not yaml_path.is_file():
+        raise CenterNetError(f"dataset yaml {str(yaml_path)!r} does not exist")
+    try:
+        config = yaml.safe_load(yaml_path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CenterNetError(f"{yaml_path}: not valid yaml ({str(e).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise CenterNetError(f"{yaml_path}: expected a mapping with 'path', 'train', 'val' and 'names'")
+    return config
+
+
+def dataset_root(yaml_path: Path, config: dict[str, Any]) -> Path:
+    """``path`` resolved against the yaml's folder (absolute paths kept); the yaml's folder by default."""
+    base = yaml_path.resolve().parent
+    value = config.get("path")
+    return base if not value else base / Path(str(value)).expanduser()
+
+
+def class_list(yaml_path: Path, config: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """(class indices, names) in index order, from ``names`` (list or dict) or, lacking it, ``nc``."""
+    names = config.get("names")
+    if isinstance(names, list):
+        return list(range(len(names))), [str(n) for n in names]
+    if isinstance(names, dict):
+        try:
+            pairs = sorted((int(k), str(v)) for k, v in names.items())
+        except (TypeError, ValueError):
+            raise CenterNetError(f"{yaml_path}: 'names' keys must be class indices (integers)") from None
+        return [k for k, _ in pairs], [v for _, v in pairs]
+    if names is None and isinstance(config.get("nc"), int) and config["nc"] > 0:
+        return list(range(config["nc"])), [str(i) for i in range(config["nc"])]
+    raise CenterNetError(f"{yaml_path}: 'names' must be a list or an {{index: name}} mapping of the classes")
+
+
+def splits_in(config: dict[str, Any]) -> list[str]:
+    """The split names a yaml defines (keys with a non-empty value, other than settings)."""
+    return [k for k, v in config.items() if k not in NON_SPLIT_KEYS and isinstance(v, (str, list)) and v]
+
+
+def label_path(image_path: Path) -> Path:
+    """The label file of an image: last ``images`` component -> ``labels``, suffix -> ``.txt``."""
+    parts = list(image_path.parts)
+    for i in range(len(parts) - 2, -1, -1):  # a directory component, not the file name
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def _split_images(
+    yaml_path: Path, config: dict[str, Any], root: Path, split: str, problems: list[DatasetProblem]
+) -> list[Path]:
+    """The split's image paths in listing order, without duplicates (reported) or missing files (reported)."""
+    value = config.get(split)
+    if not value or not isinstance(value, (str, list)):
+        have = ", ".join(splits_in(config)) or "none"
+        raise CenterNetError(f"{yaml_path}: no split {split!r} (splits defined: {have})")
+    entries = value if isinstance(value, list) else [value]
+    images: list[Path] = []
+    seen: set[str] = set()
+    for entry in entries:
+        source = _entry_path(root, str(entry))
+        if source.is_dir():
+            listed = [(p, None, None) for p in _images_under(source)]
+        elif source.is_file() and source.suffix == ".txt":
+            listed = _images_in_list(source, root)
+        else:
+            raise CenterNetError(
+                f"{yaml_path}: split {split!r} path {str(source)!r} is neither a folder nor a .txt list of images"
+            )
+        for path, list_file, line in listed:
+            key = os.path.normpath(os.path.abspath(path))
+            where, at = (str(list_file), line) if list_file else (str(path), None)
+            if key in seen:
+                problems.append(DatasetProblem(where, at, "duplicate_image", f"{path} listed again; dropped"))
+            elif not path.is_file():
+                problems.append(DatasetProblem(where, at, "missing_image", f"{path} does not exist; dropped"))
+            else:
+                images.append(path)
+            seen.add(key)
+    return images
+
+
+def _entry_path(root: Path, entry: str) -> Path:
+    """A split entry resolved against the root; like ultralytics, a missing ``../x`` is retried as ``x``
+    (Roboflow exports write ``../train/images`` beside a ``data.yaml`` in the dataset folder)."""
+    path = root / entry
+    if not path.exists() and entry.startswith("../") and (root / entry[3:]).exists():
+        return root / entry[3:]
+    return path
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Image files anywhere under ``folder``, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _images_in_list(list_file: Path, root: Path) -> list[tuple[Path, Path, int]]:
+    """(image path, list file, 1-based line) per non-empty line; relative paths are taken from the list's folder,
+    else from the dataset root."""
+    out = []
+    for number, text in enumerate(list_file.read_text().splitlines(), start=1):
+        text = text.strip()
+        if not text:
+            continue
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            near = list_file.parent / path
+            path = near if near.exists() or not (root / path).exists() else root / path
+        out.append((path, list_file, number))
+    return out
+
+
+def _read_sample(
+    image: Path, image_id: int, size: tuple[int, int], label_of: dict[int, int], problems: list[DatasetProblem]
+) -> tuple[DetectionSample | None, int]:
+    """The image's sample and how many of its boxes were dropped; (None, 0) when its label file is unreadable."""
+    width, height = size
+    labels_file = label_path(image)
+    builder = SampleBuilder(labels_file, width, height, problems)
+    if labels_file.is_file():
+        try:
+            lines = labels_file.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            builder.problem("malformed_label", f"label file is not readable text ({e}); image {image.name} dropped")
+            return None, 0
+        for number, text in enumerate(lines, start=1):
+            if text.strip():
+                _add_line(builder, text, number, label_of)
+    return builder.build(image, image_id), builder.dropped
+
+
+def _add_line(builder: SampleBuilder, text: str, line: int, label_of: dict[int, int]) -> None:
+    """Parse one ``class cx cy w h`` line (normalised) into a pixel box on ``builder``."""
+    fields = text.split()
+    if len(fields) != 5:
+        builder.problem("malformed_label", f"expected 5 fields 'class cx cy w h', got {len(fields)}", line)
+        return
+    try:
+        values = [float(v) for v in fields]
+    except ValueError:
+        builder.problem("malformed_label", f"not a number in {text.strip()!r}", line)
+        return
+    if not all(math.isfinite(v) for v in values):
+        builder.problem("malformed_label", f"NaN or infinite value in {text.strip()!r}", line)
+        return
+    cls, cx, cy, w, h = values
+    if cls != int(cls) or cls < 0:
+        builder.problem("malformed_label", f"class {fields[0]!r} is not a class index", line)
+        return
+    if int(cls) not in label_of:
+        builder.drop("unknown_class", f"class {int(cls)} is not in names ({len(label_of)} classes); skipped", line)
+        return
+    W, H = builder.width, builder.height  # noqa: N806 - image size in pixels
+    box = [(cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H]
+    builder.add(box, label_of[int(cls)], line, what=f"class {int(cls)} box")

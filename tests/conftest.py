@@ -37,6 +37,9 @@ def trained_run(tmp_path_factory):
     from centernet.data import load_split
 
     out = tmp_path_factory.mktemp("run")
+    import torch
+
+    torch.manual_seed(0)  # the weights are built here, before train() seeds anything
     model = CenterNet("resnet18")
     train = load_split("shapes", "train", TINY_SHAPES)
     model._build(train.num_classes, train.class_names, train.category_ids)

@@ -80,3 +80,20 @@ def test_dataset_with_missing_images(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "1 of 1 listed images are missing" in err and "gone.jpg" in err
+
+
+def test_check_command_on_bccd(capsys):
+    from conftest import SHARED_DATA
+
+    bccd = SHARED_DATA / "bccd"
+    if not bccd.is_dir():
+        pytest.skip(f"real data not present at {bccd} (it is on CI and developer machines)")
+    assert main(["check", str(bccd)]) == 0
+    out = capsys.readouterr().out
+    assert "all splits (train, val, test): 364 images, 4888 boxes (in files); 2 dataset problems (2 zero_area)" in out
+    assert "BloodImage_00338.xml" in out and "BloodImage_00343.xml" in out
+
+
+def test_check_command_errors(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -142,10 +142,10 @@ class CenterNet:
         Returns the last validation's metrics (map, map50, map75 ... as fractions).
         """
         cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
-        train = load_split(data, train_split, shapes_config)
-        val = load_split(data, val_split, shapes_config) if val_split else None
+        train = _checked(load_split(data, train_split, shapes_config), data, progress)
+        val = _checked(load_split(data, val_split, shapes_config), data, progress) if val_split else None
         if not train.samples:
-            raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no images")
+            raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no valid images")
         seed_everything(cfg.seed)
         if self.model is None or self.task.num_classes != train.num_classes:
             if self.model is not None:
@@ -182,7 +182,7 @@ class CenterNet:
         into ``input_size``).
         """
         self._require_model()
-        split_data = load_split(data, split, shapes_config)
+        split_data = _checked(load_split(data, split, shapes_config), data, progress)
         if split_data.class_names != self.class_names:
             if split_data.num_classes != len(self.class_names):
                 raise CenterNetError(
@@ -265,6 +265,15 @@ class CenterNet:
     def _require_model(self) -> None:
         if self.model is None:
             raise CenterNetError("this model has no classes yet: train it, give num_classes, or load a checkpoint")
+
+
+def _checked(split, data, progress: bool):
+    """The dataset check before use: print one summary line, keep only images that decode."""
+    from .data.check import check_split, summary_line, valid_samples
+
+    report = check_split(split, verify_images=True, progress=progress)
+    print(summary_line(report) + (f" (details: centernet check {data})" if report.problems else ""), flush=True)
+    return valid_samples(split, report)
 
 
 def _looks_like_weights(model) -> bool:

@@ -23,7 +23,8 @@ DEMO_TRAIN = dict(
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="shapes", help="dataset: a COCO-layout folder, a COCO .json, or 'shapes' (built-in)")
+    p.add_argument("--data", default="shapes",
+                   help="dataset: a YOLO data.yaml or folder, a VOC folder, a COCO folder or .json, or 'shapes' (built-in)")
     p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
@@ -38,6 +39,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-iters", type=int, default=0)
     p.add_argument("--val-interval", type=int, default=5, help="validate every N epochs (and after the last)")
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--cache", action="store_true", help="decode every training image once and keep it in RAM")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--time-limit", type=float, default=0.0, help="minutes; the lr schedule follows the clock and training stops there")
     p.add_argument("--augment", choices=("crop", "shift_scale", "none"), default="crop",
@@ -58,7 +60,7 @@ def _train_settings(args) -> dict:
         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
         val_interval=args.val_interval, workers=args.workers, precision=args.precision,
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
-        ema_tau=args.ema_tau, device=args.device, augment_mode=args.augment, color_aug=not args.no_color_aug,
+        ema_tau=args.ema_tau, device=args.device, cache_images=args.cache, augment_mode=args.augment, color_aug=not args.no_color_aug,
     )
 
 
@@ -74,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a detector")
     _add_train_args(p)
     p.add_argument("--list-models", action="store_true", help="print the registered architectures and exit")
+
+    p = sub.add_parser("check", help="count a dataset's images, boxes and classes and list every problem")
+    p.add_argument("data", help="a dataset: YOLO data.yaml or folder, VOC folder, COCO folder or .json, or 'shapes'")
+    p.add_argument("--split", action="append", default=None, help="split(s) to check (default: train, val, test)")
+    p.add_argument("--no-verify-images", action="store_true", help="skip decoding every image")
 
     p = sub.add_parser("val", help="evaluate weights on a dataset split (COCO AP)")
     p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt)")
@@ -100,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"demo": cmd_demo, "train": cmd_train, "val": cmd_val, "predict": cmd_predict}[args.command](args)
+        commands = {"demo": cmd_demo, "train": cmd_train, "check": cmd_check, "val": cmd_val, "predict": cmd_predict}
+        return commands[args.command](args)
     except CenterNetError as e:
         print(f"centernet {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
@@ -129,6 +137,12 @@ def cmd_train(args) -> int:
                           **_train_settings(args))
     _print_final(metrics, Path(args.out))
     return 0
+
+
+def cmd_check(args) -> int:
+    from .data.check import run_check
+
+    return run_check(args.data, args.split, verify_images=not args.no_verify_images)
 
 
 def cmd_val(args) -> int:

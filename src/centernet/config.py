@@ -31,6 +31,7 @@ class TrainConfig:
     flip: float = 0.5                # horizontal flip probability
     val_interval: int = 5            # validate every N epochs (and after the last)
     workers: int = 2                 # data loader processes; 0 = in the main process
+    cache_images: bool = False       # decode every training image once and keep it in RAM
     precision: str = "auto"          # 'auto' (bf16 where the CPU/GPU has it), 'bf16', 'fp32'
     max_objects: int = 128           # objects per image encoded
     seed: int = 0                    # seeds model init, shuffling and augmentation

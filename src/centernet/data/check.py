@@ -127,6 +127,17 @@ def _truncation(head: bytes, tail: bytes) -> str:
     return ""
 
 
+def summary_line(report: DatasetReport) -> str:
+    """One line for a training log: counts, then the problems by kind (or 'no problems')."""
+    from .samples import problem_summary
+
+    counts = (
+        f"{report.images} images, {report.kept_boxes} boxes, {report.background_images} background, "
+        f"{report.ignore_regions} ignore regions"
+    )
+    return f"{report.source}: {counts}; {problem_summary(report.problems) or 'no problems found'}"
+
+
 def valid_samples(split: DatasetSplit, report: DatasetReport) -> DatasetSplit:
     """``split`` without the images that failed the image check; problems become the report's."""
     kept = [s for s in split.samples if str(s.image_path) not in report.bad_images]
@@ -209,11 +220,20 @@ def run_check(
     if not splits:
         have = available_splits(data)
         splits = [s for s in ("train", "val", "test") if s in have] or have
+    images = boxes = 0
+    problems: list[DatasetProblem] = []
     for i, name in enumerate(splits):
         split = read_split(data, name)
         report = check_split(split, verify_images=verify_images, progress=progress)
         print(("\n" if i else "") + f"== split {name} ==\n" + format_report(report), flush=True)
+        images, boxes = images + report.images, boxes + report.boxes
+        problems += report.problems
+    if len(splits) > 1:
+        from .samples import problem_summary
+
+        print(f"\n== all splits ({', '.join(splits)}): {images} images, {boxes} boxes (in files); "
+              f"{problem_summary(problems) or 'no problems found'} ==")
     return 0
 
 
-__all__ = ["DatasetReport", "check_image", "check_split", "format_report", "run_check", "valid_samples"]
+__all__ = ["DatasetReport", "check_image", "check_split", "format_report", "run_check", "summary_line", "valid_samples"]

@@ -84,6 +84,7 @@ class DetectionDataset(Dataset):
     seed: int = 0
     epoch: int = 0
     keep_resolution: bool = False  # eval only: no resize, pad to multiples of 32 (``input_size`` unused)
+    cache: list[np.ndarray] | None = field(default=None, repr=False)  # decoded images, see fill_cache
 
     def __post_init__(self) -> None:
         if self.input_size % 32:
@@ -92,6 +93,17 @@ class DetectionDataset(Dataset):
             raise ValueError("a training dataset needs a target encoder")
         if self.train and self.keep_resolution:
             raise ValueError("keep_resolution is a test-time setting; training warps to a square input_size")
+
+    def fill_cache(self, progress: bool = True) -> int:
+        """Decode every image once and keep it in memory; returns the bytes used.
+
+        Call it before the DataLoader starts its workers: they are forked with the cache and
+        share its pages, so N workers do not hold N copies.
+        """
+        from ..progress import progress_bar
+
+        self.cache = [read_image_rgb(s.image_path) for s in progress_bar(self.split.samples, "caching images", not progress)]
+        return sum(image.nbytes for image in self.cache)
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation is a function of (seed, epoch, index): reproducible with any worker count."""
@@ -102,7 +114,7 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample: DetectionSample = self.split.samples[index]
-        image = read_image_rgb(sample.image_path)
+        image = self.cache[index] if self.cache is not None else read_image_rgb(sample.image_path)
         h, w = image.shape[:2]
         if self.train:
             return self._train_item(sample, image, index)

@@ -100,6 +100,9 @@ class Trainer:
                 mode=cfg.augment_mode, shift=cfg.aug_shift, scale=cfg.aug_scale, flip=cfg.flip, color=cfg.color_aug
             ),
         )
+        if cfg.cache_images:
+            used = self.dataset.fill_cache(progress)
+            self._say(f"cached {len(self.dataset)} decoded images in {used / 2**20:.0f} MiB")
         self.optimizer = make_optimizer(self.model, cfg)
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         self.best_map = -1.0

@@ -12,8 +12,8 @@ from .errors import CenterNetError
 
 # The demo: a shapes set and a schedule sized to finish within 10 minutes on 2 CPU cores, set-up included.
 # The schedule follows the clock (time_limit), so a faster machine simply trains more steps.
-# Chosen by measurement (BENCHMARKS.md): 192 px trains ~2x more steps than 256 px for the same AP per step;
-# AdamW at 6e-3 beat 2e-3 and 5e-4 in equal-time runs.
+# Chosen by measurement (BENCHMARKS.md): a 192 px step costs about half a 256 px one, and 128 px (more steps
+# again) was no better in 7 minutes; AdamW at 6e-3 beat 2e-3 and 5e-4 in equal-time runs.
 DEMO_SHAPES = dict(image_size=192, num_train=4000, num_val=300, size_distribution="uniform")
 DEMO_TRAIN = dict(
     epochs=100, batch_size=16, optimizer="adamw", lr=6e-3, weight_decay=1e-4, schedule="cosine",

@@ -251,7 +251,7 @@ def test_voc_problems(tmp_path):
 
 
 def test_format_report_groups_problems_with_examples(tmp_path):
-    lines = "".join(f"0 0.5 0.5 0.5\n" for _ in range(12)) + "1 0.5 0.5 0.5 0.5\n"
+    lines = "".join("0 0.5 0.5 0.5\n" for _ in range(12)) + "1 0.5 0.5 0.5 0.5\n"
     write_yolo(tmp_path, {"img": lines, "bg": None, "bg2": ""})
     split = load_split(tmp_path, "train")
     report = check_split(split, verify_images=True, progress=False)

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import CenterNetError
+from ..models.centernet import OUTPUT_STRIDE  # the model's stride is the one targets are drawn at
 from .augment import color_augment
 from .samples import DatasetSplit, DetectionSample
 from .transforms import (
@@ -33,7 +34,6 @@ from .transforms import (
     warp_image,
 )
 
-OUTPUT_STRIDE = 4
 # The original's COCO statistics, reordered from BGR to RGB.
 COCO_MEAN_RGB = (0.470, 0.447, 0.408)
 COCO_STD_RGB = (0.278, 0.274, 0.289)

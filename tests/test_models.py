@@ -11,12 +11,18 @@ from centernet.models.necks import bilinear_init_
 def test_every_model_forward_backward(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=5)
-    x = torch.randn(2, 3, 64, 96)
-    out = model(x)
-    assert out["heatmap"].shape == (2, 5, 16, 24)
-    assert out["size"].shape == (2, 2, 16, 24) and out["offset"].shape == (2, 2, 16, 24)
-    assert all(torch.isfinite(v).all() for v in out.values())
-    loss = sum(v.float().pow(2).mean() for v in out.values())
+    divisor = model.size_divisor
+    # 64 x 96 (batch 2) where the model allows it; else one size_divisor high and two wide, batch 1
+    # (Hourglass: 128 x 256, which leaves 1 x 2 pixels for BatchNorm at its innermost level).
+    batch, height, width = (2, 64, 96) if 64 % divisor == 0 and 96 % divisor == 0 else (1, divisor, 2 * divisor)
+    out = model(torch.randn(batch, 3, height, width))
+    stacks = out if isinstance(out, list) else [out]  # train mode: Hourglass returns one dict per stack
+    h, w = height // model.stride, width // model.stride
+    for stack in stacks:
+        assert stack["heatmap"].shape == (batch, 5, h, w)
+        assert stack["size"].shape == (batch, 2, h, w) and stack["offset"].shape == (batch, 2, h, w)
+        assert all(torch.isfinite(v).all() for v in stack.values())
+    loss = sum(v.float().pow(2).mean() for stack in stacks for v in stack.values())
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, f"parameters without a finite gradient: {missing[:5]}"

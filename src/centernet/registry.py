@@ -66,4 +66,4 @@ def create_model(
 
 def _import_builtin_models() -> None:
     # Importing the module registers its builders.
-    from .models import centernet  # noqa: F401
+    from .models import centernet, dla, hourglass  # noqa: F401

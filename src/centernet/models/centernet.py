@@ -35,17 +35,21 @@ class CenterNetModel(nn.Module):
         )
         self.head_channels = dict(heads)
         self.stride = OUTPUT_STRIDE
+        self.size_divisor = 32  # input H and W must be multiples of this
+        self.head_conv = head_conv
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.neck(self.backbone(images))  # (B, 64, H/4, W/4)
         return {name: head(features) for name, head in self.heads.items()}
 
 
-def _resnet_centernet(depth: int, heads: dict[str, int], head_conv: int = 64, pretrained: str | Path | None = None):
+def _resnet_centernet(
+    depth: int, heads: dict[str, int], head_conv: int = 64, pretrained: str | Path | None = None, deformable: bool = False
+):
     backbone = resnet(depth)
     if pretrained is not None:
         backbone.load_pretrained(pretrained)
-    neck = UpsampleNeck(backbone.out_channels, (256, 128, 64))
+    neck = UpsampleNeck(backbone.out_channels, (256, 128, 64), deformable=deformable)
     return CenterNetModel(backbone, neck, heads, head_conv)
 
 
@@ -67,3 +71,15 @@ def resnet50(heads: dict[str, int], **kwargs) -> CenterNetModel:
 @register_model("resnet101")
 def resnet101(heads: dict[str, int], **kwargs) -> CenterNetModel:
     return _resnet_centernet(101, heads, **kwargs)
+
+
+@register_model("resnet18_dcn")
+def resnet18_dcn(heads: dict[str, int], **kwargs) -> CenterNetModel:
+    """The paper's "ResNet-18": deformable 3x3 convs in the upsampling neck."""
+    return _resnet_centernet(18, heads, deformable=True, **kwargs)
+
+
+@register_model("resnet101_dcn")
+def resnet101_dcn(heads: dict[str, int], **kwargs) -> CenterNetModel:
+    """The paper's "ResNet-101": deformable 3x3 convs in the upsampling neck."""
+    return _resnet_centernet(101, heads, deformable=True, **kwargs)

@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn as nn
 
+from .layers.dcn import ModulatedDeformConv2d
+
 
 def bilinear_init_(deconv: nn.ConvTranspose2d) -> None:
     """Make a transposed conv start as bilinear upsampling, channel by channel.
@@ -33,16 +35,24 @@ class UpsampleNeck(nn.Module):
     """Three [3x3 conv + BN + ReLU, 4x4 stride-2 transposed conv (bilinear init) + BN + ReLU] stages.
 
     (B, in_channels, H/32, W/32) -> (B, channels[-1], H/4, W/4)
+
+    ``deformable=True`` makes each 3x3 conv a modulated deformable conv (with a bias, as
+    the original's ``DCN``): the paper's "ResNet-DCN" neck. The layer order is the
+    original's ``deconv_layers``, so ``layers.N`` is its ``deconv_layers.N``.
     """
 
-    def __init__(self, in_channels: int, channels: tuple[int, ...] = (256, 128, 64)) -> None:
+    def __init__(self, in_channels: int, channels: tuple[int, ...] = (256, 128, 64), deformable: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for out in channels:
             up = nn.ConvTranspose2d(out, out, 4, stride=2, padding=1, bias=False)
             bilinear_init_(up)
+            if deformable:
+                conv: nn.Module = ModulatedDeformConv2d(in_channels, out, 3, padding=1)
+            else:
+                conv = nn.Conv2d(in_channels, out, 3, padding=1, bias=False)
             layers += [
-                nn.Conv2d(in_channels, out, 3, padding=1, bias=False),
+                conv,
                 nn.BatchNorm2d(out),
                 nn.ReLU(inplace=True),
                 up,

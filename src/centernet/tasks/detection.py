@@ -38,8 +38,17 @@ class DetectionTask:
     def encoder(self) -> DetectionTargetEncoder:
         return DetectionTargetEncoder(self.num_classes, self.max_objects, self.min_overlap, self.exact_radius)
 
-    def loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Total ``loss`` and each weighted part by name."""
+    def loss(
+        self, outputs: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]], targets: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Total ``loss`` and each weighted part by name.
+
+        ``outputs`` may be a list with one dict per stack (Hourglass's intermediate
+        supervision): every part is then the mean over the stacks.
+        """
+        if isinstance(outputs, (list, tuple)):
+            per_stack = [self.loss(stack, targets) for stack in outputs]
+            return {name: sum(p[name] for p in per_stack) / len(per_stack) for name in per_stack[0]}
         heatmap = focal_loss_from_logits(outputs["heatmap"], targets["heatmap"], targets.get("ignore"))
         size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
         offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])

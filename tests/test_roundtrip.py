@@ -7,7 +7,7 @@ from centernet.data.dataset import DetectionDataset
 from centernet.data.samples import DatasetSplit, DetectionSample
 from centernet.data.transforms import compose, invert_affine, letterbox_matrix, warp_boxes
 from centernet.decode import decode_detections, transform_boxes
-from centernet.engine.inference import to_original_matrix
+from centernet.engine.inference import InferenceSettings, to_original_matrix
 from centernet.tasks import DetectionTask
 
 
@@ -52,7 +52,7 @@ def test_round_trip_through_preprocessing_on_a_rectangular_image():
     task = DetectionTask(num_classes=2)
     targets = task.encoder()(out_boxes, labels, (size // 4, size // 4))
     outputs = outputs_from_targets(targets, 2, (size // 4, size // 4))
-    to_original = torch.from_numpy(to_original_matrix(width, height, size)).float()[None]
+    to_original = torch.from_numpy(to_original_matrix(width, height, InferenceSettings(size))).float()[None]
     np.testing.assert_allclose(to_original[0].numpy(), invert_affine(to_output), atol=1e-6)
     dets = task.decode(outputs, to_original, k=10)
     top = dets["scores"][0] > 0.99
@@ -64,7 +64,7 @@ def test_transform_boxes_batched_matches_numpy():
     rng = np.random.default_rng(0)
     boxes = rng.uniform(0, 50, (2, 5, 4)).astype(np.float32)
     boxes[..., 2:] += boxes[..., :2]
-    mats = np.stack([to_original_matrix(300, 200, 128), to_original_matrix(100, 400, 128)])
+    mats = np.stack([to_original_matrix(300, 200, InferenceSettings(128)), to_original_matrix(100, 400, InferenceSettings(128))])
     got = transform_boxes(torch.from_numpy(boxes), torch.from_numpy(mats).float()).numpy()
     for b in range(2):
         np.testing.assert_allclose(got[b], warp_boxes(boxes[b], mats[b]), rtol=1e-5, atol=1e-4)
@@ -109,7 +109,7 @@ import pytest  # noqa: E402
 
 from centernet.data.dataset import Normalize, PadCollate  # noqa: E402
 from centernet.data.transforms import AugmentConfig  # noqa: E402
-from centernet.engine.inference import InferenceSettings, evaluate_split, preprocess  # noqa: E402
+from centernet.engine.inference import evaluate_split, preprocess  # noqa: E402
 
 WHITE, RED = (255, 255, 255), (255, 0, 0)  # class 0, class 1 (RGB)
 # Two rectangular pictures with separated filled rectangles (integer corners, xyxy continuous pixels).
@@ -177,7 +177,7 @@ def perfect_outputs(images: torch.Tensor, task: DetectionTask) -> dict:
 def test_pixels_round_trip_through_preprocess_and_decode(keep_resolution):
     """Drawn boxes on rectangular pictures come back to within 0.5 px, letterboxed or at full resolution."""
     pictures = [draw_picture(*size) for size in PICTURES]
-    batch, to_original = preprocess([p[0] for p in pictures], 256, Normalize(), keep_resolution=keep_resolution)
+    batch, to_original = preprocess([p[0] for p in pictures], InferenceSettings(256, keep_resolution=keep_resolution), Normalize())
     if keep_resolution:
         assert batch.shape == (2, 3, 256, 320)  # each padded to multiples of 32, then to the batch's largest
         np.testing.assert_array_equal(to_original[0].numpy(), [[4, 0, 0], [0, 4, 0]])
@@ -205,7 +205,7 @@ def test_keep_resolution_dataset_items_match_preprocess(tmp_path):
     ds = DetectionDataset(split, 128, train=False, keep_resolution=True)
     assert ds[0]["image"].shape == (3, 192, 320) and ds[1]["image"].shape == (3, 256, 224)
     batch = PadCollate(Normalize().black())([ds[0], ds[1]])
-    expected, to_original = preprocess(images, 128, Normalize(), keep_resolution=True)
+    expected, to_original = preprocess(images, InferenceSettings(128, keep_resolution=True), Normalize())
     torch.testing.assert_close(batch["image"], expected, rtol=0, atol=0)
     torch.testing.assert_close(batch["to_original"], to_original, rtol=0, atol=0)
     assert batch["image_id"].tolist() == [1, 2]
@@ -213,9 +213,17 @@ def test_keep_resolution_dataset_items_match_preprocess(tmp_path):
         DetectionDataset(split, 128, encoder=DetectionTask(2).encoder(), train=True, keep_resolution=True)
 
 
-@pytest.mark.parametrize("keep_resolution", [False, True])
-def test_evaluate_split_with_a_perfect_network(tmp_path, keep_resolution):
-    """evaluate_split end to end (letterbox, or full resolution with padded batches): AP 1.0."""
+@pytest.mark.parametrize(
+    "keep_resolution,flip,scales", [(False, False, (1.0,)), (True, False, (1.0,)), (False, True, (1.0, 0.5)),
+                                    (True, False, (1.0, 1.5))]
+)
+def test_evaluate_split_with_a_perfect_network(tmp_path, keep_resolution, flip, scales):
+    """evaluate_split end to end (letterbox, or full resolution with padded batches; with flip and
+    multi-scale test-time augmentation): AP 1.0.
+
+    (Not flip at full resolution: this network's heatmaps are exact one-pixel-wide Gaussians, and a
+    centre that falls on a pixel boundary lands one pixel apart in the mirror, which a real network's
+    smooth heatmap absorbs but this one splits into two peaks.)"""
     samples = []
     for i, (w, h) in enumerate(PICTURES):
         image, boxes, labels = draw_picture(w, h)
@@ -229,10 +237,13 @@ def test_evaluate_split_with_a_perfect_network(tmp_path, keep_resolution):
         def forward(self, images):
             return perfect_outputs(images, task)
 
-    settings = InferenceSettings(input_size=256, keep_resolution=keep_resolution)
+    settings = InferenceSettings(input_size=256, keep_resolution=keep_resolution, flip=flip, scales=scales)
     metrics, results = evaluate_split(PerfectNetwork(), task, split, settings, batch_size=2, progress=False)
     assert metrics["map"] > 0.99 and metrics["map75"] > 0.99
+    # Each rectangle once at full score; with several scales its other copies are decayed by soft-NMS.
     assert len([r for r in results if r["score"] > 0.99]) == 7
+    if len(scales) > 1:
+        assert len([r for r in results if 0.13 < r["score"] < 0.2]) >= 7  # exp(-IoU^2 / 0.5) ~ 0.14
 
 
 @pytest.mark.parametrize("mode", ["crop", "shift_scale"])

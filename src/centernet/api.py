@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .data import load_split
 from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
 from .engine.checkpoint import load_checkpoint
-from .engine.inference import InferenceSettings, clip_to_images, evaluate_split, preprocess, run_model
+from .engine.inference import InferenceSettings, detect, evaluate_split
 from .engine.precision import resolve_precision
 from .engine.trainer import HEADLINE, ModelInfo, Trainer, seed_everything
 from .errors import CenterNetError
@@ -72,7 +72,8 @@ class CenterNet:
     Args:
         model: a registered architecture (see ``list_models()``) or a checkpoint path (``best.pt``).
         num_classes: classes of a new model; by default taken from the training data.
-        head_conv: channels of each head's hidden layer.
+        head_conv: channels of each head's hidden layer (default: the architecture's, 64 for ResNets, 256
+            for DLA-34 and Hourglass-104).
         pretrained: local file with ImageNet backbone weights (torchvision layout). Never downloaded.
         device: 'cpu' or 'cuda'.
     """
@@ -81,7 +82,7 @@ class CenterNet:
         self,
         model: str | Path = "resnet18",
         num_classes: int | None = None,
-        head_conv: int = 64,
+        head_conv: int | None = None,
         pretrained: str | Path | None = None,
         device: str = "cpu",
     ) -> None:
@@ -91,6 +92,7 @@ class CenterNet:
         self.category_ids: list[int] = []
         self.input_size = 512
         self.mean, self.std = COCO_MEAN_RGB, COCO_STD_RGB
+        self.test_padding = "corner"  # keep_resolution canvas style; converted original weights use "original"
         self.head_conv, self.pretrained = head_conv, pretrained
         if _looks_like_weights(model):
             self._load(model)
@@ -109,7 +111,9 @@ class CenterNet:
 
     def _build(self, num_classes: int, class_names: list[str], category_ids: list[int]) -> None:
         self.task = DetectionTask(num_classes)
-        self.model = create_model(self.model_name, heads=self.task.heads(), head_conv=self.head_conv, pretrained=self.pretrained)
+        options = {} if self.head_conv is None else {"head_conv": self.head_conv}
+        self.model = create_model(self.model_name, heads=self.task.heads(), pretrained=self.pretrained, **options)
+        self.head_conv = self.model.head_conv
         self.class_names, self.category_ids = list(class_names), list(category_ids)
 
     def _load(self, weights: str | Path) -> None:
@@ -124,6 +128,7 @@ class CenterNet:
             raise CenterNetError(f"weights {str(weights)!r} do not fit model {self.model_name!r}: {str(e).splitlines()[0]}") from None
         self.input_size = int(state.get("input_size", 512))
         self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
+        self.test_padding = state.get("test_padding", "corner")
         self.checkpoint_metrics = state.get("metrics", {})
 
     # ----------------------------------------------------------------- train
@@ -175,11 +180,16 @@ class CenterNet:
         progress: bool = True,
         shapes_config=None,
         keep_resolution: bool = False,
+        flip: bool = False,
+        scales: tuple[float, ...] | list[float] = (1.0,),
     ) -> dict:
         """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there.
 
         ``keep_resolution``: images are not resized, only padded to multiples of 32 (else letterboxed
         into ``input_size``).
+        ``flip``: test-time flip (the image and its mirror in one batch; heatmap and size averaged).
+        ``scales``: test-time scales, e.g. (0.5, 0.75, 1, 1.25, 1.5); several are merged per class with
+        Gaussian soft-NMS (sigma 0.5) and the top ``max_detections`` kept.
         """
         self._require_model()
         split_data = _checked(load_split(data, split, shapes_config), data, progress)
@@ -188,7 +198,7 @@ class CenterNet:
                 raise CenterNetError(
                     f"dataset {str(data)!r} has {split_data.num_classes} classes but the model has {len(self.class_names)}"
                 )
-        settings = self._settings(input_size, precision, keep_resolution)
+        settings = self._settings(input_size, precision, keep_resolution, flip, scales)
         metrics, results = evaluate_split(
             self.model, self.task, split_data, settings, Normalize(self.mean, self.std), batch_size, workers, progress
         )
@@ -217,16 +227,21 @@ class CenterNet:
         precision: str = "auto",
         batch_size: int = 8,
         keep_resolution: bool = False,
+        flip: bool = False,
+        scales: tuple[float, ...] | list[float] = (1.0,),
     ) -> list[Detections]:
         """Detect objects in an image path, folder, glob, (H, W, 3) RGB array, or a list of those.
 
         ``keep_resolution``: images are not resized, only padded to multiples of 32.
+        ``flip``: test-time flip (the image and its mirror in one batch; heatmap and size averaged).
+        ``scales``: test-time scales, e.g. (0.5, 0.75, 1, 1.25, 1.5); several are merged per class with
+        Gaussian soft-NMS (sigma 0.5) and the top ``max_detections`` kept.
         """
         self._require_model()
         if not 0 <= conf <= 1:
             raise CenterNetError(f"conf={conf} is out of range; expected a score in [0, 1]")
         items = _expand_sources(source)
-        settings = self._settings(input_size, precision, keep_resolution)
+        settings = self._settings(input_size, precision, keep_resolution, flip, scales)
         settings.max_detections = max_detections
         self.model.to(settings.device).eval()
         normalize = Normalize(self.mean, self.std)
@@ -234,11 +249,8 @@ class CenterNet:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             images = [read_image_rgb(x) if isinstance(x, Path) else _check_array(x) for x in chunk]
-            batch, to_original = preprocess(images, settings.input_size, normalize, settings.keep_resolution)
-            outputs = run_model(self.model, batch, settings)
-            dets = self.task.decode(outputs, to_original.to(outputs["heatmap"].device), max_detections)
-            sizes = torch.tensor([[im.shape[1], im.shape[0]] for im in images])
-            boxes = clip_to_images(dets["boxes"].cpu(), sizes)
+            dets, outputs = detect(self.model, self.task, images, settings, normalize)
+            boxes = dets["boxes"].cpu()
             for b, (item, image) in enumerate(zip(chunk, images)):
                 keep = dets["scores"][b].cpu() >= conf
                 results.append(
@@ -255,12 +267,22 @@ class CenterNet:
         return results
 
     # --------------------------------------------------------------- helpers
-    def _settings(self, input_size: int | None, precision: str, keep_resolution: bool = False) -> InferenceSettings:
+    def _settings(
+        self, input_size: int | None, precision: str, keep_resolution: bool = False, flip: bool = False,
+        scales: tuple[float, ...] | list[float] = (1.0,),
+    ) -> InferenceSettings:
         size = input_size or self.input_size
         if size % 32 or size < 32:
             raise CenterNetError(f"input_size={size} is out of range; expected a multiple of 32")
+        scales = tuple(float(x) for x in scales)
+        if not scales or not all(0.1 <= x <= 4 for x in scales):
+            raise CenterNetError(f"scales={list(scales)} are out of range; expected one or more factors in [0.1, 4]")
         device = torch.device(self.device)
-        return InferenceSettings(size, 100, resolve_precision(precision, device), self.device, keep_resolution)
+        return InferenceSettings(
+            size, 100, resolve_precision(precision, device), self.device, keep_resolution,
+            pad_style=self.test_padding, pad_multiple=max(32, getattr(self.model, "size_divisor", 32)),
+            flip=flip, scales=scales,
+        )
 
     def _require_model(self) -> None:
         if self.model is None:

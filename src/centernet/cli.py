@@ -24,6 +24,13 @@ DEMO_TRAIN = dict(
 )
 
 
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="shapes",
                    help="dataset: a YOLO data.yaml or folder, a VOC folder, a COCO folder or .json, or 'shapes' (built-in)")
@@ -52,7 +59,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-tau", type=float, default=2000.0, help="steps over which the EMA decay ramps up")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--head-conv", type=int, default=64)
+    p.add_argument("--head-conv", type=int, default=None, help="head hidden channels (default: the model's own)")
     p.add_argument("--pretrained", default=None, help="local ImageNet backbone weights (torchvision layout)")
 
 
@@ -93,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
+    p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
+    p.add_argument("--scales", type=_scales, default=(1.0,),
+                   help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
 
     p = sub.add_parser("predict", help="detect objects in images: drawn images + COCO-results JSON")
     p.add_argument("source", help="an image, a folder, or a glob (quote it)")
@@ -103,13 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmap", action="store_true", help="also save the heatmap overlaid on each image (JET)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
+    p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
+    p.add_argument("--scales", type=_scales, default=(1.0,),
+                   help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
+
+    p = sub.add_parser(
+        "convert", help="convert a checkpoint of the original CenterNet (its model zoo .pth) to this package's format"
+    )
+    p.add_argument("checkpoint", help="the original's .pth (ctdet_coco_dla_2x.pth, ctdet_pascal_resdcn18_384.pth, ...)")
+    p.add_argument("--out", default=None, help="output .pt (default: next to the input, same name)")
+    p.add_argument("--dataset", choices=("coco", "pascal"), default=None,
+                   help="class names, ids and mean/std (default: 80 classes = coco, 20 = pascal)")
+    p.add_argument("--names", default=None, help="comma-separated class names, for other class counts")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"demo": cmd_demo, "train": cmd_train, "check": cmd_check, "val": cmd_val, "predict": cmd_predict}
+        commands = {"demo": cmd_demo, "train": cmd_train, "check": cmd_check, "val": cmd_val, "predict": cmd_predict,
+                    "convert": cmd_convert}
         return commands[args.command](args)
     except CenterNetError as e:
         print(f"centernet {args.command}: error: {one_line(e)}", file=sys.stderr)
@@ -152,9 +175,25 @@ def cmd_val(args) -> int:
 
     model = CenterNet.load(args.weights)
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
-                        batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution)
+                        batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution,
+                        flip=args.flip, scales=args.scales)
     print(CenterNet.format_metrics(metrics))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .engine.checkpoint import save_checkpoint
+    from .models.original import convert_original_checkpoint
+
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    converted = convert_original_checkpoint(args.checkpoint, class_names=names, dataset=args.dataset)
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".pt")
+    save_checkpoint(converted, out)
+    print(
+        f"{converted['model_name']}: {len(converted['class_names'])} classes, head_conv {converted['head_conv']}; "
+        f"wrote {out}\n  use it as any checkpoint: centernet val --weights {out} --data ... --keep-resolution"
+    )
     return 0
 
 
@@ -164,7 +203,8 @@ def cmd_predict(args) -> int:
 
     model = CenterNet.load(args.weights)
     results = model.predict(args.source, conf=args.conf, input_size=args.input_size, heatmap=args.heatmap,
-                            precision=args.precision, keep_resolution=args.keep_resolution)
+                            precision=args.precision, keep_resolution=args.keep_resolution,
+                        flip=args.flip, scales=args.scales)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []

@@ -2,7 +2,7 @@
 
 Item (train): image (3, S, S) float32 normalised; targets of the task; image_id.
 Item (eval):  image (3, S, S), or with ``keep_resolution`` (3, H', W') (the image's own
-size padded up to multiples of 32, image at the top-left); image_id; ``to_original``
+size padded up to multiples of 32; see ``keep_resolution_canvas``); image_id; ``to_original``
 (2, 3) mapping output-map coordinates (stride 4) back to original image pixels.
 """
 
@@ -24,10 +24,9 @@ from .transforms import (
     AugmentConfig,
     clip_boxes,
     invert_affine,
-    keep_resolution_matrix,
+    keep_resolution_canvas,
     letterbox_matrix,
     pad_image,
-    padded_size,
     random_affine,
     to_output_matrix,
     warp_boxes,
@@ -84,6 +83,8 @@ class DetectionDataset(Dataset):
     seed: int = 0
     epoch: int = 0
     keep_resolution: bool = False  # eval only: no resize, pad to multiples of 32 (``input_size`` unused)
+    pad_style: str = "corner"      # keep_resolution canvas: 'corner' or 'original' (see keep_resolution_canvas)
+    pad_multiple: int = 32         # keep_resolution canvas sides are multiples of this (128 for Hourglass)
     cache: list[np.ndarray] | None = field(default=None, repr=False)  # decoded images, see fill_cache
 
     def __post_init__(self) -> None:
@@ -119,8 +120,8 @@ class DetectionDataset(Dataset):
         if self.train:
             return self._train_item(sample, image, index)
         if self.keep_resolution:
-            to_input = keep_resolution_matrix()
-            image = pad_image(image, padded_size(w, h))
+            canvas, to_input = keep_resolution_canvas(w, h, self.pad_multiple, self.pad_style)
+            image = pad_image(image, canvas, (int(to_input[0, 2]), int(to_input[1, 2])))
         else:
             to_input = letterbox_matrix(w, h, self.input_size)
             image = warp_image(image, to_input, (self.input_size, self.input_size))

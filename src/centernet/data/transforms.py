@@ -6,8 +6,9 @@ which pixel i spans [i, i + 1) (COCO's convention for boxes); ``warp_image`` con
 to OpenCV's convention (pixel centres at integers), so image and boxes stay aligned to
 the sub-pixel. At test time the whole image is fitted into
 the square input keeping its aspect ratio (letterbox), or kept at its own resolution
-at the top-left of a canvas padded to a multiple of 32 (``keep_resolution``); the
-inverse map sends predicted boxes back to original image pixels exactly.
+on a canvas padded to a multiple of 32 (``keep_resolution``; at the top-left, or centred
+as the original does); the inverse map sends predicted boxes back to original image
+pixels exactly.
 """
 
 from __future__ import annotations
@@ -122,23 +123,43 @@ def padded_size(width: int, height: int, multiple: int = 32) -> tuple[int, int]:
     return (-(-width // multiple) * multiple, -(-height // multiple) * multiple)
 
 
-def keep_resolution_matrix() -> np.ndarray:
-    """Test-time map at the image's own resolution: the identity.
+#: Canvas styles of test-time ``keep_resolution``.
+PAD_STYLES = ("corner", "original")
 
-    The image sits unscaled at the top-left of a canvas of :func:`padded_size` (zero
-    padding right and bottom), so no pixel is resampled and a canvas padded further
-    (to a batch's largest) keeps the same map.
+
+def keep_resolution_canvas(
+    width: int, height: int, multiple: int = 32, style: str = "corner"
+) -> tuple[tuple[int, int], np.ndarray]:
+    """Canvas (W', H') and the image -> canvas map for testing at the image's own resolution.
+
+    ``corner``: sides rounded up to a multiple of ``multiple``, the image at the top-left (the
+    map is the identity, so a canvas padded further, to a batch's largest, keeps it).
+    ``original``: the original CenterNet's ``keep_res``: each side becomes
+    ``(side | (multiple - 1)) + 1`` (always at least one pixel of padding) and the image is
+    centred, at ``(W' // 2 - width // 2, H' // 2 - height // 2)`` (a whole-pixel shift).
     """
-    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    if style == "corner":
+        return padded_size(width, height, multiple), np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    if style == "original":
+        canvas = ((width | (multiple - 1)) + 1, (height | (multiple - 1)) + 1)
+        dx, dy = canvas[0] // 2 - width // 2, canvas[1] // 2 - height // 2
+        return canvas, np.array([[1.0, 0.0, float(dx)], [0.0, 1.0, float(dy)]])
+    raise ValueError(f"padding style {style!r}; expected one of {PAD_STYLES}")
 
 
-def pad_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Place an (H, W, C) image at the top-left of a zero canvas (size[1], size[0], C)."""
+def keep_resolution_matrix() -> np.ndarray:
+    """Test-time map at the image's own resolution, ``corner`` style: the identity."""
+    return keep_resolution_canvas(1, 1)[1]
+
+
+def pad_image(image: np.ndarray, size: tuple[int, int], at: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Place an (H, W, C) image with its top-left at ``at`` = (x, y) on a zero canvas (size[1], size[0], C)."""
     h, w = image.shape[:2]
-    if (w, h) == tuple(size):
+    if (w, h) == tuple(size) and tuple(at) == (0, 0):
         return image
+    x, y = at
     canvas = np.zeros((size[1], size[0]) + image.shape[2:], image.dtype)
-    canvas[:h, :w] = image
+    canvas[y : y + h, x : x + w] = image
     return canvas
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -34,20 +35,28 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
         raise
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by this package; anything else gets a one-line error."""
+def load_plain(path: str | Path, what: str = "weights") -> object:
+    """``torch.load`` with ``weights_only=True``; every failure becomes a one-line CenterNetError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise CenterNetError(f"weights file {str(path)!r} does not exist")
+        raise CenterNetError(f"{what} file {str(path)!r} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CenterNetError(
-            f"refusing to load {str(path)!r}: it holds objects other than tensors and plain data "
-            f"(loading it could execute code): {str(e).splitlines()[0]}"
-        ) from None
+        unsafe = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+        if unsafe:
+            raise CenterNetError(
+                f"refusing to load {str(path)!r}: it holds {unsafe.group(1)}, not only tensors and plain data "
+                "(loading it could execute code)"
+            ) from None
+        raise CenterNetError(f"cannot read {what} {str(path)!r}: not a torch checkpoint, or a damaged one") from None
     except Exception as e:
-        raise CenterNetError(f"cannot read weights {str(path)!r}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise CenterNetError(f"cannot read {what} {str(path)!r}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint written by this package; anything else gets a one-line error."""
+    state = load_plain(path)
     if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
         raise CenterNetError(f"{str(path)!r} is not a centernet checkpoint (no 'model' / 'model_name' entries)")
     return state

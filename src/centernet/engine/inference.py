@@ -9,22 +9,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from ..data.dataset import OUTPUT_STRIDE, DetectionDataset, Normalize, PadCollate
+from ..data.dataset import OUTPUT_STRIDE, Normalize, read_image_rgb
 from ..data.samples import DatasetSplit
 from ..data.transforms import (
+    compose,
     invert_affine,
-    keep_resolution_matrix,
+    keep_resolution_canvas,
     letterbox_matrix,
     pad_image,
-    padded_size,
     to_output_matrix,
     warp_image,
 )
 from ..eval.coco import coco_results_from_predictions, evaluate_coco_boxes
 from ..progress import progress_bar
 from .precision import autocast, memory_format
+from .tta import flip_images, merge_detections, merge_flip
 
 
 @dataclass
@@ -33,40 +34,56 @@ class InferenceSettings:
     max_detections: int = 100       # K, the top-K peaks kept per image
     precision: str = "fp32"         # a resolved precision: 'bf16' or 'fp32'
     device: str = "cpu"
-    keep_resolution: bool = False   # no resize: padded right/bottom to multiples of 32 (input_size unused)
+    keep_resolution: bool = False   # no resize: padded to multiples of pad_multiple (input_size unused)
+    pad_style: str = "corner"       # keep_resolution canvas: 'corner' (top-left) or 'original' (centred, the original's)
+    pad_multiple: int = 32          # the model's size divisor (128 for Hourglass)
+    flip: bool = False              # test-time flip: average with the mirrored image's heatmap and size
+    scales: tuple[float, ...] = (1.0,)  # test-time scales; several are merged by Gaussian soft-NMS per class
 
 
-def to_original_matrix(width: int, height: int, input_size: int, keep_resolution: bool = False) -> np.ndarray:
-    """2x3 map from output-map coordinates of a pre-processed image back to its pixels.
+def input_matrix(
+    width: int, height: int, settings: InferenceSettings, scale: float = 1.0
+) -> tuple[tuple[int, int], np.ndarray]:
+    """Network input size (W', H') and the 2x3 map image pixels -> input pixels for one image.
 
-    Letterboxed into ``input_size`` by default; with ``keep_resolution`` the image is
-    unscaled, so the map is just the stride (``width``, ``height``, ``input_size`` unused).
+    ``scale`` (test-time multi-scale): letterbox into a square of side ``input_size * scale``
+    (rounded to a multiple of 32), or with ``keep_resolution`` resize the image to
+    ``(int(width * scale), int(height * scale))`` first, as the original does.
     """
-    to_input = keep_resolution_matrix() if keep_resolution else letterbox_matrix(width, height, input_size)
-    return invert_affine(to_output_matrix(to_input, OUTPUT_STRIDE))
+    if settings.keep_resolution:
+        new_w, new_h = max(1, int(width * scale)), max(1, int(height * scale))
+        canvas, place = keep_resolution_canvas(new_w, new_h, settings.pad_multiple, settings.pad_style)
+        resize = np.array([[new_w / width, 0.0, 0.0], [0.0, new_h / height, 0.0]])
+        return canvas, compose(place, resize)
+    side = max(32, int(round(settings.input_size * scale / 32)) * 32)
+    return (side, side), letterbox_matrix(width, height, side)
+
+
+def to_original_matrix(width: int, height: int, settings: InferenceSettings, scale: float = 1.0) -> np.ndarray:
+    """2x3 map from output-map coordinates (stride 4) of a pre-processed image back to its pixels."""
+    return invert_affine(to_output_matrix(input_matrix(width, height, settings, scale)[1], OUTPUT_STRIDE))
 
 
 def preprocess(
-    images_rgb: list[np.ndarray], input_size: int, normalize: Normalize, keep_resolution: bool = False
+    images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize, scale: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-process (H, W, 3) uint8 RGB images -> batch (B, 3, H', W') and to_original (B, 2, 3).
 
     Letterbox (default): every image fitted into a square S x S input (H' = W' = S).
-    ``keep_resolution``: every image unscaled at the top-left of a zero canvas whose sides
-    are the batch's largest sides rounded up to multiples of 32.
+    ``keep_resolution``: every image unscaled on a zero canvas (see ``keep_resolution_canvas``),
+    and canvases padded right and bottom to the batch's largest (which leaves the maps unchanged).
     """
-    if keep_resolution:
-        sizes = [padded_size(im.shape[1], im.shape[0]) for im in images_rgb]
-        canvas = (max(w for w, _ in sizes), max(h for _, h in sizes))
-        batch = [normalize(pad_image(image, canvas)) for image in images_rgb]
-    else:
-        square = (input_size, input_size)
-        batch = [
-            normalize(warp_image(image, letterbox_matrix(image.shape[1], image.shape[0], input_size), square))
-            for image in images_rgb
-        ]
+    placed = []
+    for image in images_rgb:
+        (cw, ch), to_input = input_matrix(image.shape[1], image.shape[0], settings, scale)
+        if settings.keep_resolution and scale == 1.0:  # a whole-pixel shift: no resampling
+            placed.append(pad_image(image, (cw, ch), (int(to_input[0, 2]), int(to_input[1, 2]))))
+        else:
+            placed.append(warp_image(image, to_input, (cw, ch)))
+    width, height = max(p.shape[1] for p in placed), max(p.shape[0] for p in placed)
+    batch = [normalize(pad_image(p, (width, height))) for p in placed]
     maps = [
-        torch.from_numpy(to_original_matrix(image.shape[1], image.shape[0], input_size, keep_resolution)).float()
+        torch.from_numpy(to_original_matrix(image.shape[1], image.shape[0], settings, scale)).float()
         for image in images_rgb
     ]
     return torch.stack(batch), torch.stack(maps)
@@ -94,6 +111,50 @@ def clip_to_images(boxes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def detect(
+    model: torch.nn.Module, task, images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Detections for (H, W, 3) uint8 RGB images, with the test-time augmentation of ``settings``.
+
+    Returns detections (boxes (B, K, 4) in original pixels clipped to each image, scores (B, K),
+    labels (B, K), sorted by score; with several scales, merged by soft-NMS and padded with
+    score 0) and the model's outputs at the first scale (flip-merged when flipping).
+    """
+    per_scale, first_outputs = [], None
+    for scale in settings.scales:
+        batch, to_original = preprocess(images_rgb, settings, normalize, scale)
+        outputs = run_model(model, flip_images(batch) if settings.flip else batch, settings)
+        if settings.flip:
+            outputs = merge_flip(outputs)
+        first_outputs = first_outputs if first_outputs is not None else outputs
+        per_scale.append(task.decode(outputs, to_original.to(outputs["heatmap"].device), settings.max_detections))
+    if len(per_scale) == 1:
+        dets = per_scale[0]
+    else:
+        dets = merge_detections(per_scale, settings.max_detections)
+    sizes = torch.tensor([[image.shape[1], image.shape[0]] for image in images_rgb], device=dets["boxes"].device)
+    dets["boxes"] = clip_to_images(dets["boxes"], sizes)
+    return dets, first_outputs
+
+
+class _SplitImages(Dataset):
+    """(image (H, W, 3) uint8 RGB, image_id) of a split, read in DataLoader workers."""
+
+    def __init__(self, split: DatasetSplit) -> None:
+        self.samples = split.samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return read_image_rgb(self.samples[index].image_path), self.samples[index].image_id
+
+
+def _as_list(items: list) -> list:
+    return items
+
+
+@torch.no_grad()
 def evaluate_split(
     model: torch.nn.Module,
     task,
@@ -106,30 +167,21 @@ def evaluate_split(
 ) -> tuple[dict, list[dict]]:
     """COCO metrics of ``model`` on ``split`` and the COCO-format detections behind them.
 
-    With ``settings.keep_resolution`` each batch is padded to its largest image (top-left
-    placement, so boxes map back unchanged); ``batch_size=1`` gives every image exactly
-    its own multiple-of-32 canvas.
+    Images go through :func:`detect` in batches (with ``keep_resolution``, padded to the batch's
+    largest canvas, which leaves every image's map back to its pixels unchanged).
     """
     was_training = model.training
     model.eval()
     normalize = normalize or Normalize()
-    dataset = DetectionDataset(
-        split, settings.input_size, train=False, normalize=normalize, keep_resolution=settings.keep_resolution
+    loader = DataLoader(
+        _SplitImages(split), batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list
     )
-    # keep_resolution images differ in size: pad each batch to its largest (to_original is unaffected).
-    collate = PadCollate(normalize.black()) if settings.keep_resolution else None
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
-    sizes_by_id = {s.image_id: (s.width, s.height) for s in split.samples}
     predictions, image_ids = [], []
     for batch in progress_bar(loader, desc="val", leave=False, disable=not progress):
-        outputs = run_model(model, batch["image"], settings)
-        to_original = batch["to_original"].to(outputs["heatmap"].device)
-        dets = task.decode(outputs, to_original, settings.max_detections)
-        ids = batch["image_id"].tolist()
-        sizes = torch.tensor([sizes_by_id[i] for i in ids], device=dets["boxes"].device)
-        boxes = clip_to_images(dets["boxes"], sizes)
-        for b, image_id in enumerate(ids):
-            predictions.append({"boxes": boxes[b].cpu(), "scores": dets["scores"][b].cpu(), "labels": dets["labels"][b].cpu()})
+        dets, _ = detect(model, task, [image for image, _ in batch], settings, normalize)
+        for b, (_, image_id) in enumerate(batch):
+            keep = dets["scores"][b] > 0  # multi-scale merging pads with score 0
+            predictions.append({k: dets[k][b][keep].cpu() for k in ("boxes", "scores", "labels")})
             image_ids.append(image_id)
     model.train(was_training)
     results = coco_results_from_predictions(predictions, image_ids, split.category_ids)

@@ -5,6 +5,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-for script in ("train_step.py", "loader.py"):
+for script in ("model_size.py", "train_step.py", "loader.py"):
     print(f"## {script}\n", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,0 +1,38 @@
+"""Parameters and GFLOPs of every registered model at 512 x 512 (80 COCO classes).
+
+    python bench/model_size.py            # markdown table for BENCHMARKS.md
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one eval-mode forward
+pass (batch 1): convolutions, transposed convolutions and matrix products, 2 FLOPs per
+multiply-add. A deformable conv is counted as its matrix products (the same as a plain
+conv of its size) plus its offset/mask conv; its bilinear sampling is not counted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from centernet import create_model, list_models
+
+
+def measure(name: str, size: int = 512, num_classes: int = 80) -> tuple[float, float]:
+    """(millions of parameters, GFLOPs) of ``name`` on a size x size image."""
+    model = create_model(name, num_classes=num_classes).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, 3, size, size))
+    return params, counter.get_total_flops() / 1e9
+
+
+def main() -> None:
+    print("| model | parameters (M) | GFLOPs at 512x512 |")
+    print("|---|---|---|")
+    for name in list_models():
+        params, gflops = measure(name)
+        print(f"| `{name}` | {params:.2f} | {gflops:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -56,7 +56,7 @@ def main() -> None:
     print("| workers | cache | loader samples/s |")
     print("|---|---|---|")
     for cache in (False, True):
-        ds = DetectionDataset(split, args.input_size, encoder=task.encoder(), train=True)
+        ds = DetectionDataset(split, args.input_size, encoder=task.encoder())
         if cache:
             ds.fill_cache(progress=False)
         for workers in (0, 1, 2):

@@ -86,7 +86,7 @@ def test_dataset_color_is_deterministic_and_leaves_geometry_alone(tmp_path):
     task = DetectionTask(num_classes=1)
 
     def item(color: bool, epoch: int, seed: int = 0):
-        ds = DetectionDataset(split, 128, task.encoder(), train=True, augment=AugmentConfig(color=color), seed=seed)
+        ds = DetectionDataset(split, 128, task.encoder(), augment=AugmentConfig(color=color), seed=seed)
         ds.set_epoch(epoch)
         return ds[0]
 

@@ -17,8 +17,8 @@ def _items(ds, indices):
 def test_cache_gives_identical_items():
     split = load_split("shapes", "train", TINY_SHAPES)
     task = DetectionTask(num_classes=4)
-    plain = DetectionDataset(split, 64, encoder=task.encoder(), train=True, seed=5)
-    cached = DetectionDataset(split, 64, encoder=task.encoder(), train=True, seed=5)
+    plain = DetectionDataset(split, 64, encoder=task.encoder(), seed=5)
+    cached = DetectionDataset(split, 64, encoder=task.encoder(), seed=5)
     used = cached.fill_cache(progress=False)
     assert used == sum(64 * 64 * 3 for _ in split.samples)
     for a, b in zip(_items(plain, range(4)), _items(cached, range(4))):
@@ -30,7 +30,7 @@ def test_cache_gives_identical_items():
 def test_augmentation_depends_on_seed_epoch_and_index_only():
     split = load_split("shapes", "train", TINY_SHAPES)
     task = DetectionTask(num_classes=4)
-    ds = DetectionDataset(split, 64, encoder=task.encoder(), train=True, seed=1)
+    ds = DetectionDataset(split, 64, encoder=task.encoder(), seed=1)
     ds.set_epoch(3)
     first = ds[2]["image"]
     ds[0], ds[1]  # other items in between do not change item 2

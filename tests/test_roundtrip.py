@@ -81,7 +81,7 @@ def test_dataset_training_item_targets_match_boxes(tmp_path):
     sample = DetectionSample(path, 1, 200, 120, np.array([[50, 30, 130, 70]], np.float32), np.array([0]))
     split = DatasetSplit([sample], ["rect"], [1])
     task = DetectionTask(num_classes=1)
-    ds = DetectionDataset(split, 128, encoder=task.encoder(), train=True)
+    ds = DetectionDataset(split, 128, encoder=task.encoder())
     for epoch in range(6):
         ds.set_epoch(epoch)
         item = ds[0]
@@ -107,7 +107,7 @@ def test_dataset_training_item_targets_match_boxes(tmp_path):
 import cv2  # noqa: E402
 import pytest  # noqa: E402
 
-from centernet.data.dataset import Normalize, PadCollate  # noqa: E402
+from centernet.data.dataset import Normalize  # noqa: E402
 from centernet.data.transforms import AugmentConfig  # noqa: E402
 from centernet.engine.inference import evaluate_split, preprocess  # noqa: E402
 
@@ -192,27 +192,6 @@ def test_pixels_round_trip_through_preprocess_and_decode(keep_resolution):
         assert max(errors) < (1e-3 if keep_resolution else 0.25), errors  # measured: 0.08
 
 
-def test_keep_resolution_dataset_items_match_preprocess(tmp_path):
-    """Eval items at full resolution + PadCollate == preprocess(keep_resolution=True) on the same pictures."""
-    samples, images = [], []
-    for i, (w, h) in enumerate(PICTURES):
-        image, boxes, labels = draw_picture(w, h)
-        path = tmp_path / f"{i}.png"
-        cv2.imwrite(str(path), image[..., ::-1])
-        samples.append(DetectionSample(path, i + 1, w, h, boxes, labels))
-        images.append(image)
-    split = DatasetSplit(samples, ["white", "red"], [1, 2])
-    ds = DetectionDataset(split, 128, train=False, keep_resolution=True)
-    assert ds[0]["image"].shape == (3, 192, 320) and ds[1]["image"].shape == (3, 256, 224)
-    batch = PadCollate(Normalize().black())([ds[0], ds[1]])
-    expected, to_original = preprocess(images, InferenceSettings(128, keep_resolution=True), Normalize())
-    torch.testing.assert_close(batch["image"], expected, rtol=0, atol=0)
-    torch.testing.assert_close(batch["to_original"], to_original, rtol=0, atol=0)
-    assert batch["image_id"].tolist() == [1, 2]
-    with pytest.raises(ValueError, match="keep_resolution"):
-        DetectionDataset(split, 128, encoder=DetectionTask(2).encoder(), train=True, keep_resolution=True)
-
-
 @pytest.mark.parametrize(
     "keep_resolution,flip,scales", [(False, False, (1.0,)), (True, False, (1.0,)), (False, True, (1.0, 0.5)),
                                     (True, False, (1.0, 1.5))]
@@ -257,7 +236,7 @@ def test_training_item_boxes_lie_on_the_drawn_rectangles(tmp_path, mode, flip):
     split = DatasetSplit([DetectionSample(path, 1, 300, 170, boxes, labels)], ["white", "red"], [1, 2])
     task = DetectionTask(num_classes=2)
     augment = AugmentConfig(mode=mode, flip=flip, color=False)
-    ds = DetectionDataset(split, 256, encoder=task.encoder(), train=True, augment=augment)
+    ds = DetectionDataset(split, 256, encoder=task.encoder(), augment=augment)
     out, checked = 64, 0
     for epoch in range(8):
         ds.set_epoch(epoch)

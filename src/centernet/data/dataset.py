@@ -1,9 +1,7 @@
-"""The torch Dataset: read an image, warp it, encode its targets.
+"""The training Dataset: read an image, warp it (random affine + flip), colour-jitter it, encode its targets.
 
-Item (train): image (3, S, S) float32 normalised; targets of the task; image_id.
-Item (eval):  image (3, S, S), or with ``keep_resolution`` (3, H', W') (the image's own
-size padded up to multiples of 32; see ``keep_resolution_canvas``); image_id; ``to_original``
-(2, 3) mapping output-map coordinates (stride 4) back to original image pixels.
+Item: image (3, S, S) float32 normalised; targets of the task; image_id. (Evaluation and
+prediction pre-process whole batches in :mod:`centernet.engine.inference`.)
 """
 
 from __future__ import annotations
@@ -23,10 +21,6 @@ from .samples import DatasetSplit, DetectionSample
 from .transforms import (
     AugmentConfig,
     clip_boxes,
-    invert_affine,
-    keep_resolution_canvas,
-    letterbox_matrix,
-    pad_image,
     random_affine,
     to_output_matrix,
     warp_boxes,
@@ -72,28 +66,20 @@ def read_image_rgb(path) -> np.ndarray:
 
 @dataclass
 class DetectionDataset(Dataset):
-    """Samples of a split, warped to ``input_size`` and encoded by ``encoder``."""
+    """Training samples of a split, warped to ``input_size`` and encoded by ``encoder``."""
 
     split: DatasetSplit
     input_size: int
-    encoder: Callable[..., dict[str, np.ndarray]] | None = None  # required when train=True
-    train: bool = False
+    encoder: Callable[..., dict[str, np.ndarray]]  # the task's target encoder
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     normalize: Normalize = field(default_factory=Normalize)
     seed: int = 0
     epoch: int = 0
-    keep_resolution: bool = False  # eval only: no resize, pad to multiples of 32 (``input_size`` unused)
-    pad_style: str = "corner"      # keep_resolution canvas: 'corner' or 'original' (see keep_resolution_canvas)
-    pad_multiple: int = 32         # keep_resolution canvas sides are multiples of this (128 for Hourglass)
     cache: list[np.ndarray] | None = field(default=None, repr=False)  # decoded images, see fill_cache
 
     def __post_init__(self) -> None:
         if self.input_size % 32:
             raise CenterNetError(f"input size {self.input_size} is not a multiple of 32")
-        if self.train and self.encoder is None:
-            raise ValueError("a training dataset needs a target encoder")
-        if self.train and self.keep_resolution:
-            raise ValueError("keep_resolution is a test-time setting; training warps to a square input_size")
 
     def fill_cache(self, progress: bool = True) -> int:
         """Decode every image once and keep it in memory; returns the bytes used.
@@ -116,21 +102,7 @@ class DetectionDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample: DetectionSample = self.split.samples[index]
         image = self.cache[index] if self.cache is not None else read_image_rgb(sample.image_path)
-        h, w = image.shape[:2]
-        if self.train:
-            return self._train_item(sample, image, index)
-        if self.keep_resolution:
-            canvas, to_input = keep_resolution_canvas(w, h, self.pad_multiple, self.pad_style)
-            image = pad_image(image, canvas, (int(to_input[0, 2]), int(to_input[1, 2])))
-        else:
-            to_input = letterbox_matrix(w, h, self.input_size)
-            image = warp_image(image, to_input, (self.input_size, self.input_size))
-        to_original = invert_affine(to_output_matrix(to_input, OUTPUT_STRIDE))
-        return {
-            "image": self.normalize(image),
-            "image_id": sample.image_id,
-            "to_original": torch.from_numpy(to_original).float(),
-        }
+        return self._train_item(sample, image, index)
 
     def _train_item(self, sample: DetectionSample, image: np.ndarray, index: int) -> dict:
         """Random warp + flip, colour jitter, targets encoded on the output map."""
@@ -149,29 +121,3 @@ class DetectionDataset(Dataset):
         targets = self.encoder(boxes, sample.labels, (out, out), ignore)
         item["targets"] = {k: torch.from_numpy(v) for k, v in targets.items()}
         return item
-
-
-@dataclass
-class PadCollate:
-    """Collate eval items whose images differ in size: pad each to the batch's largest.
-
-    For ``keep_resolution`` items: images sit at the top-left, so padding right and bottom
-    leaves their ``to_original`` maps unchanged. The padding is a black pixel after
-    normalisation (``fill`` = -mean / std per channel), so a batch equals one built by
-    padding the raw images with zeros first.
-    """
-
-    fill: tuple[float, float, float]
-
-    def __call__(self, items: list[dict]) -> dict:
-        images = [item["image"] for item in items]
-        height = max(im.shape[1] for im in images)
-        width = max(im.shape[2] for im in images)
-        batch = torch.tensor(self.fill, dtype=torch.float32).view(1, 3, 1, 1).repeat(len(images), 1, height, width)
-        for b, im in enumerate(images):
-            batch[b, :, : im.shape[1], : im.shape[2]] = im
-        return {
-            "image": batch,
-            "image_id": torch.tensor([item["image_id"] for item in items]),
-            "to_original": torch.stack([item["to_original"] for item in items]),
-        }

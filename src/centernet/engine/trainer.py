@@ -95,7 +95,7 @@ class Trainer:
         self.val_split = val_split
         self.normalize = Normalize(info.mean, info.std)
         self.dataset = DetectionDataset(
-            train_split, cfg.input_size, encoder=task.encoder(), train=True, normalize=self.normalize, seed=cfg.seed,
+            train_split, cfg.input_size, encoder=task.encoder(), normalize=self.normalize, seed=cfg.seed,
             augment=AugmentConfig(
                 mode=cfg.augment_mode, shift=cfg.aug_shift, scale=cfg.aug_scale, flip=cfg.flip, color=cfg.color_aug
             ),

@@ -33,7 +33,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from ..errors import CenterNetError
+from .weights import load_local_weights
 from ..registry import register_model
 from .heads import HEATMAP_PRIOR, is_heatmap_head
 
@@ -224,28 +224,8 @@ class HourglassCenterNet(nn.Module):
         weights (or any name outside the body) are ignored, so a detection checkpoint of another
         class count initialises a new model.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise CenterNetError(f"pretrained weights {str(path)!r} not found; expected a local .pth file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a pickle with code, a truncated file...
-            raise CenterNetError(f"cannot read pretrained weights {str(path)!r}: {e}") from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
         body = ("pre.", "kps.", "cnvs.", "inters.", "inters_.", "cnvs_.")
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        state = {k: v for k, v in state.items() if k.startswith(body)}
-        own = {k: v for k, v in self.state_dict().items() if k.startswith(body)}
-        missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
-        unexpected = sorted(set(state) - set(own))
-        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or wrong:
-            raise CenterNetError(
-                f"pretrained weights {str(path)!r} do not fit the hourglass: "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
-            )
-        self.load_state_dict(state, strict=False)
+        load_local_weights(self, path, "the hourglass", ignore=lambda name: not name.startswith(body))
 
 
 def _conv1x1_bn(in_channels: int, out_channels: int) -> nn.Sequential:

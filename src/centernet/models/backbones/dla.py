@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ...errors import CenterNetError
+from ..weights import load_local_weights
 
 DLA34_LEVELS = (1, 1, 1, 2, 2, 1)  # conv layers in levels 0-1, tree depth in levels 2-5
 DLA34_CHANNELS = (16, 32, 64, 128, 256, 512)
@@ -213,42 +213,8 @@ class DLA(nn.Module):
         return levels
 
     def load_pretrained(self, path: str | Path) -> None:
-        """Load ImageNet DLA weights in the original's names from a local file.
-
-        The classifier (``fc.*``) is ignored and BatchNorm ``num_batches_tracked`` counters,
-        absent from older files, keep their current value; anything else missing,
-        unexpected or of the wrong shape raises :class:`CenterNetError` naming it.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise CenterNetError(f"pretrained weights {str(path)!r} not found; expected a local .pth file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a pickle with code, a truncated file...
-            raise CenterNetError(f"cannot read pretrained weights {str(path)!r}: {e}") from None
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CenterNetError(f"pretrained weights {str(path)!r} are not a state dict of tensors")
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the ImageNet classifier
-        own = self.state_dict()
-        missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
-        unexpected = sorted(set(state) - set(own))
-        wrong = sorted(
-            f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-            for k in set(own) & set(state)
-            if state[k].shape != own[k].shape
-        )
-        if missing or unexpected or wrong:
-            parts = [
-                f"{label} ({len(names)}): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-                for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-                if names
-            ]
-            raise CenterNetError(f"pretrained weights {str(path)!r} do not fit DLA: " + "; ".join(parts))
-        self.load_state_dict({**own, **state})
-
+        """Load ImageNet DLA weights in the original's names from a local file (the classifier ``fc.*`` ignored)."""
+        load_local_weights(self, path, "DLA", ignore=lambda name: name.startswith("fc."))
 
 def dla34() -> DLA:
     """DLA-34: levels (1, 1, 1, 2, 2, 1), channels (16, 32, 64, 128, 256, 512), BasicBlock trees."""

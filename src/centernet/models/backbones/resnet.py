@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ...errors import CenterNetError
+from ..weights import load_local_weights
 
 
 class BasicBlock(nn.Module):
@@ -109,27 +109,7 @@ class ResNet(nn.Module):
 
     def load_pretrained(self, path: str | Path) -> None:
         """Load ImageNet weights in torchvision's layout from a local file (the ``fc.*`` keys are ignored)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CenterNetError(f"pretrained weights {str(path)!r} not found; expected a local .pth file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a pickle with code, a truncated file...
-            raise CenterNetError(f"cannot read pretrained weights {str(path)!r}: {e}") from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or wrong:
-            raise CenterNetError(
-                f"pretrained weights {str(path)!r} do not fit this backbone: "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
-            )
-        self.load_state_dict(state)
-
+        load_local_weights(self, path, "this ResNet backbone", ignore=lambda name: name.startswith("fc."))
 
 RESNET_LAYERS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import glob
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +118,7 @@ class CenterNet:
 
     def _load(self, weights: str | Path) -> None:
         state = load_checkpoint(weights)
+        self.weights_path = Path(weights)
         self.model_name = state["model_name"]
         self.head_conv = int(state.get("head_conv", 64))
         num_classes = int(state["heads"]["heatmap"])
@@ -140,12 +141,18 @@ class CenterNet:
         val_split: str | None = "val",
         shapes_config=None,
         progress: bool = True,
+        resume: bool = False,
         **settings,
     ) -> dict:
         """Train on ``data`` (see :func:`centernet.data.load_split`); settings are :class:`TrainConfig` fields.
 
-        Returns the last validation's metrics (map, map50, map75 ... as fractions).
+        ``resume=True`` on a model loaded from a run's ``last.pt`` continues that run exactly where it
+        stopped (weights, optimizer, schedule, EMA, epoch, random states), in its folder, with its data
+        and settings; only ``epochs`` may be raised. Returns the last validation's metrics.
         """
+        resume_state = None
+        if resume:
+            data, out, train_split, val_split, shapes_config, settings, resume_state = self._resume_run(settings)
         cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
         train = _checked(load_split(data, train_split, shapes_config), data, progress)
         val = _checked(load_split(data, val_split, shapes_config), data, progress) if val_split else None
@@ -160,12 +167,40 @@ class CenterNet:
             self.class_names, self.category_ids = train.class_names, train.category_ids
         self.input_size = cfg.input_size
         info = ModelInfo(self.model_name, self.head_conv, self.task.name, self.class_names, self.category_ids, self.mean, self.std)
-        trainer = Trainer(self.model, self.task, train, val, cfg, info, out, progress)
+        run = {
+            "model": self.model_name, "data": str(data), "train_split": train_split, "val_split": val_split,
+            "shapes_config": None if shapes_config is None else asdict(shapes_config),
+        }
+        trainer = Trainer(self.model, self.task, train, val, cfg, info, out, progress, resume_state, run)
         metrics = trainer.fit()
         if trainer.per_class_table():
             print(trainer.per_class_table())
         self.model = trainer.eval_model.to(memory_format=torch.contiguous_format)
         return metrics
+
+    def _resume_run(self, overrides: dict):
+        """The data, folder, splits, shapes settings, training settings and train state of the run to resume."""
+        path = getattr(self, "weights_path", None)
+        if path is None:
+            raise CenterNetError("resume=True needs a model loaded from a run's last.pt (CenterNet('RUN/last.pt'))")
+        state = load_checkpoint(path)
+        if "train_state" not in state or "run" not in state:
+            raise CenterNetError(f"{str(path)!r} cannot be resumed: it holds no training state (use the run's last.pt)")
+        unknown = sorted(set(overrides) - {"epochs", "workers", "progress"})
+        if unknown:
+            raise CenterNetError(f"resume keeps the run's settings; only epochs and workers may change, not {unknown}")
+        settings = {**state["train_config"], **overrides}
+        settings["lr_steps"] = tuple(settings["lr_steps"])
+        if settings["epochs"] < state["train_state"]["epoch"]:
+            raise CenterNetError(
+                f"epochs={settings['epochs']} is out of range; the run already finished epoch {state['train_state']['epoch']}"
+            )
+        run = state["run"]
+        from .data.shapes import ShapesConfig
+
+        shapes = None if run["shapes_config"] is None else ShapesConfig(**run["shapes_config"])
+        # The trainer restores the raw (not averaged) weights from the train state.
+        return run["data"], Path(path).parent, run["train_split"], run["val_split"], shapes, settings, state["train_state"]
 
     # ------------------------------------------------------------------- val
     def val(

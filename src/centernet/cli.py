@@ -38,7 +38,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
-    p.add_argument("--epochs", type=int, default=70)
+    p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 70)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
     p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam")
@@ -58,6 +58,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-decay", type=float, default=0.9998)
     p.add_argument("--ema-tau", type=float, default=2000.0, help="steps over which the EMA decay ramps up")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (reproducible CPU runs)")
+    p.add_argument("--patience", type=int, default=0, help="early stopping: validations without a better mAP (0: off)")
+    p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0: off)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model for training")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue a run exactly (RUN folder or its last.pt); only --epochs and --workers may change")
     p.add_argument("--device", default="cpu")
     p.add_argument("--head-conv", type=int, default=None, help="head hidden channels (default: the model's own)")
     p.add_argument("--pretrained", default=None, help="local ImageNet backbone weights (torchvision layout)")
@@ -65,11 +71,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def _train_settings(args) -> dict:
     return dict(
-        epochs=args.epochs, batch_size=args.batch_size, input_size=args.input_size, optimizer=args.optimizer,
+        epochs=70 if args.epochs is None else args.epochs, batch_size=args.batch_size, input_size=args.input_size, optimizer=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
         val_interval=args.val_interval, workers=args.workers, precision=args.precision,
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
-        ema_tau=args.ema_tau, device=args.device, cache_images=args.cache, augment_mode=args.augment, color_aug=not args.no_color_aug,
+        ema_tau=args.ema_tau, device=args.device, cache_images=args.cache, augment_mode=args.augment,
+        color_aug=not args.no_color_aug, deterministic=args.deterministic, patience=args.patience,
+        grad_clip=args.grad_clip, compile=args.compile,
     )
 
 
@@ -155,6 +163,13 @@ def cmd_train(args) -> int:
 
     if args.list_models:
         print("\n".join(list_models()))
+        return 0
+    if args.resume:
+        weights = Path(args.resume) / "last.pt" if Path(args.resume).is_dir() else Path(args.resume)
+        model = CenterNet(weights, device=args.device)
+        overrides = {} if args.epochs is None else {"epochs": args.epochs}
+        metrics = model.train(resume=True, workers=args.workers, **overrides)
+        _print_final(metrics, weights.parent)
         return 0
     model = CenterNet(args.model, head_conv=args.head_conv, pretrained=args.pretrained, device=args.device)
     val_split = None if args.val_split.lower() == "none" else args.val_split

@@ -36,6 +36,10 @@ class TrainConfig:
     max_objects: int = 128           # objects per image encoded
     seed: int = 0                    # seeds model init, shuffling and augmentation
     time_limit: float = 0.0          # minutes; > 0 stops after the epoch that crosses it
+    patience: int = 0                # early stopping: stop after this many validations without a better mAP; 0 = off
+    max_bad_steps: int = 20          # stop with an error after this many consecutive non-finite losses
+    deterministic: bool = False      # deterministic algorithms (reproducible CPU runs, e.g. for exact resume)
+    compile: bool = False            # torch.compile the model for training
     device: str = "cpu"              # 'cpu' or 'cuda'
 
     def resolved_lr(self) -> float:
@@ -65,6 +69,8 @@ class TrainConfig:
         _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision, "'auto', 'bf16' or 'fp32'")
         _check(self.max_objects >= 1, "max_objects", self.max_objects, ">= 1")
         _check(self.time_limit >= 0, "time_limit", self.time_limit, ">= 0")
+        _check(self.patience >= 0, "patience", self.patience, ">= 0")
+        _check(self.max_bad_steps >= 1, "max_bad_steps", self.max_bad_steps, ">= 1")
         _check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"), "device", self.device, "'cpu' or 'cuda'")
         return self
 

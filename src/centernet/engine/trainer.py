@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import TrainConfig
+from ..errors import CenterNetError
 from ..data.dataset import DetectionDataset, Normalize
 from ..data.samples import DatasetSplit
 from ..data.transforms import AugmentConfig
@@ -83,11 +85,21 @@ class Trainer:
         info: ModelInfo,
         out_dir: str | Path,
         progress: bool = True,
+        resume: dict | None = None,
+        run: dict | None = None,
     ) -> None:
+        """``resume``: the ``train_state`` of a ``last.pt`` written by a run with the same settings.
+        ``run``: what was trained on (model, data, splits), saved with the settings in ``args.yaml``
+        and in the checkpoints, so the run can be repeated or resumed."""
         self.cfg = cfg.validate()
+        self.run = dict(run or {})
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
         self.task, self.info, self.progress = task, info, progress
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.to_dict().items()}
+        (self.out_dir / "args.yaml").write_text(yaml.safe_dump({**self.run, "train": settings}, sort_keys=False))
         self.device = torch.device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.memory_format = memory_format(self.device, self.precision)
@@ -106,20 +118,25 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         self.best_map = -1.0
+        self.stale_validations = 0  # validations since the best mAP, for early stopping
         self.metrics: dict = {}
         self.history: list[dict] = []
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # the loader's shuffling
+        self.start_epoch, self.step, self.elapsed = 1, 0, 0.0
+        if resume is not None:
+            self._restore(resume)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         cfg = self.cfg
-        generator = torch.Generator().manual_seed(cfg.seed)
         loader = DataLoader(
             self.dataset,
             batch_size=min(cfg.batch_size, len(self.dataset)),
             shuffle=True,
             drop_last=True,
             num_workers=cfg.workers,
-            generator=generator,
+            generator=self.generator,
         )
         steps_per_epoch = len(loader)
         total_steps = steps_per_epoch * cfg.epochs
@@ -129,10 +146,13 @@ class Trainer:
             f"steps, batch {cfg.batch_size}, {cfg.optimizer} lr {base_lr:.2e} ({cfg.schedule}), "
             f"input {cfg.input_size}, precision {self.precision}, device {self.device}"
         )
-        start = time.perf_counter()
-        step = 0
-        skipped = 0
-        for epoch in range(1, cfg.epochs + 1):
+        if self.start_epoch > 1:
+            self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")
+        start = time.perf_counter() - self.elapsed
+        step = self.step
+        skipped = bad_in_a_row = 0
+        stopped_early = False
+        for epoch in range(self.start_epoch, cfg.epochs + 1):
             self.model.train()
             self.dataset.set_epoch(epoch)
             sums: dict[str, float] = {}
@@ -152,7 +172,14 @@ class Trainer:
                 step += 1
                 if losses is None:
                     skipped += 1
+                    bad_in_a_row += 1
+                    if bad_in_a_row >= cfg.max_bad_steps:
+                        raise CenterNetError(
+                            f"training stopped: {bad_in_a_row} steps in a row had a non-finite loss (epoch {epoch}, "
+                            f"step {step}); lower the lr, set grad_clip, or check the data with `centernet check`"
+                        )
                     continue
+                bad_in_a_row = 0
                 count += 1
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -163,10 +190,15 @@ class Trainer:
             last = epoch == cfg.epochs or out_of_time
             if self.val_split is not None and (epoch % cfg.val_interval == 0 or last):
                 row.update(self._validate(epoch))
+                stopped_early = bool(cfg.patience) and self.stale_validations >= cfg.patience
             self._log(row)
-            self._save(epoch, "last.pt")
+            self.step, self.elapsed = step, time.perf_counter() - start
+            self._save(epoch, "last.pt", with_train_state=True)
             if out_of_time:
                 self._say(f"time limit of {cfg.time_limit:g} min reached after epoch {epoch}")
+                break
+            if stopped_early:
+                self._say(f"early stop after epoch {epoch}: no better mAP in {cfg.patience} validations")
                 break
         if skipped:
             self._say(f"skipped {skipped} steps with a non-finite loss")
@@ -180,7 +212,7 @@ class Trainer:
         images = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         targets = {k: v.to(self.device, non_blocking=True) for k, v in batch["targets"].items()}
         with autocast(self.device, self.precision):
-            outputs = self.model(images)
+            outputs = self.forward(images)
         losses = self.task.loss(outputs, targets)  # computed in float32
         loss = losses["loss"]
         if not torch.isfinite(loss):
@@ -211,7 +243,10 @@ class Trainer:
         )
         if metrics["map"] > self.best_map:
             self.best_map = metrics["map"]
+            self.stale_validations = 0
             self._save(epoch, "best.pt")
+        else:
+            self.stale_validations += 1
         return {k: metrics[k] for k in ("map", "map50", "map75")}
 
     @property
@@ -241,12 +276,60 @@ class Trainer:
             "epoch": epoch,
             "metrics": metrics_to_jsonable({k: v for k, v in self.metrics.items() if k in HEADLINE}),
             "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.to_dict().items()},
+            "run": self.run,
         }
         self.eval_model.to(memory_format=self.memory_format)
         return state
 
-    def _save(self, epoch: int, name: str) -> None:
-        save_checkpoint(self.checkpoint_state(epoch), self.out_dir / name)
+    def _save(self, epoch: int, name: str, with_train_state: bool = False) -> None:
+        state = self.checkpoint_state(epoch)
+        if with_train_state:
+            state["train_state"] = self.train_state(epoch)
+        save_checkpoint(state, self.out_dir / name)
+
+    def train_state(self, epoch: int) -> dict:
+        """Everything needed to continue exactly after ``epoch``: raw weights, optimizer, EMA, counters, RNGs.
+
+        Plain tensors and data only (loadable with ``weights_only=True``).
+        """
+        numpy_state = np.random.get_state()
+        return {
+            "epoch": epoch,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "best_map": self.best_map,
+            "stale_validations": self.stale_validations,
+            "history": [dict(row) for row in self.history],
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "ema": None if self.ema is None else {
+                "module": {k: v.detach().cpu().clone() for k, v in self.ema.module.state_dict().items()},
+                "updates": self.ema.updates,
+            },
+            "loader_generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+            "python_rng": {"version": random.getstate()[0], "state": list(random.getstate()[1]),
+                           "gauss": random.getstate()[2]},
+        }
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.module.load_state_dict(state["ema"]["module"])
+            self.ema.updates = int(state["ema"]["updates"])
+        self.generator.set_state(state["loader_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        name, keys, pos, has_gauss, gauss = state["numpy_rng"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        python = state["python_rng"]
+        random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+        self.start_epoch = int(state["epoch"]) + 1
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.best_map = float(state["best_map"])
+        self.stale_validations = int(state["stale_validations"])
+        self.history = [dict(row) for row in state["history"]]
 
     def _log(self, row: dict) -> None:
         self.history.append(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 70)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
-    p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", choices=("step", "cosine"), default="step")
@@ -54,6 +55,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", choices=("crop", "shift_scale", "none"), default="crop",
                    help="geometric augmentation: the original's random crop (default), its shift/scale variant, or none")
     p.add_argument("--no-color-aug", action="store_true", help="no brightness/contrast/saturation/PCA-lighting jitter")
+    p.add_argument("--fliplr", type=float, default=0.5, help="horizontal flip probability in training")
     p.add_argument("--no-ema", action="store_true", help="validate and save the raw weights, not their moving average")
     p.add_argument("--ema-decay", type=float, default=0.9998)
     p.add_argument("--ema-tau", type=float, default=2000.0, help="steps over which the EMA decay ramps up")
@@ -62,6 +64,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=0, help="early stopping: validations without a better mAP (0: off)")
     p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0: off)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model for training")
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes (GPUs only)")
+    p.add_argument("--freeze-bn", action="store_true", help="BatchNorm statistics frozen (small batches, fine-tuning)")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue a run exactly (RUN folder or its last.pt); only --epochs and --workers may change")
     p.add_argument("--device", default="cpu")
@@ -77,7 +81,8 @@ def _train_settings(args) -> dict:
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
         ema_tau=args.ema_tau, device=args.device, cache_images=args.cache, augment_mode=args.augment,
         color_aug=not args.no_color_aug, deterministic=args.deterministic, patience=args.patience,
-        grad_clip=args.grad_clip, compile=args.compile,
+        grad_clip=args.grad_clip, compile=args.compile, flip=args.fliplr, sync_bn=args.sync_bn,
+        freeze_bn=args.freeze_bn,
     )
 
 
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not _is_main_process():  # under torchrun only rank 0 prints
+        sys.stdout = open(os.devnull, "w")
     try:
         commands = {"demo": cmd_demo, "train": cmd_train, "check": cmd_check, "val": cmd_val, "predict": cmd_predict,
                     "convert": cmd_convert}
@@ -148,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def one_line(error: CenterNetError) -> str:
@@ -168,13 +179,13 @@ def cmd_train(args) -> int:
         weights = Path(args.resume) / "last.pt" if Path(args.resume).is_dir() else Path(args.resume)
         model = CenterNet(weights, device=args.device)
         overrides = {} if args.epochs is None else {"epochs": args.epochs}
-        metrics = model.train(resume=True, workers=args.workers, **overrides)
+        metrics = model.train(resume=True, workers=args.workers, progress=_is_main_process(), **overrides)
         _print_final(metrics, weights.parent)
         return 0
     model = CenterNet(args.model, head_conv=args.head_conv, pretrained=args.pretrained, device=args.device)
     val_split = None if args.val_split.lower() == "none" else args.val_split
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
-                          **_train_settings(args))
+                          progress=_is_main_process(), **_train_settings(args))
     _print_final(metrics, Path(args.out))
     return 0
 

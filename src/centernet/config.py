@@ -11,7 +11,7 @@ from .errors import CenterNetError
 class TrainConfig:
     epochs: int = 70                 # passes over the training split
     batch_size: int = 32             # images per optimiser step
-    optimizer: str = "adam"          # 'adam' (the original) or 'adamw'
+    optimizer: str = "adam"          # 'adam' (the original), 'adamw' or 'sgd' (momentum 0.9)
     lr: float | None = None          # None: 5e-4 x batch_size / 128 (the original's linear rule)
     weight_decay: float = 0.0        # decoupled for adamw, L2 for adam
     schedule: str = "step"           # 'step' (x0.1 at lr_steps) or 'cosine'
@@ -40,6 +40,8 @@ class TrainConfig:
     max_bad_steps: int = 20          # stop with an error after this many consecutive non-finite losses
     deterministic: bool = False      # deterministic algorithms (reproducible CPU runs, e.g. for exact resume)
     compile: bool = False            # torch.compile the model for training
+    sync_bn: bool = False            # SyncBatchNorm across processes under torchrun (GPUs only)
+    freeze_bn: bool = False          # BatchNorm in eval mode while training (fine-tuning with small batches)
     device: str = "cpu"              # 'cpu' or 'cuda'
 
     def resolved_lr(self) -> float:
@@ -48,7 +50,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
-        _check(self.optimizer in ("adam", "adamw"), "optimizer", self.optimizer, "'adam' or 'adamw'")
+        _check(self.optimizer in ("adam", "adamw", "sgd"), "optimizer", self.optimizer, "'adam', 'adamw' or 'sgd'")
         _check(self.lr is None or self.lr > 0, "lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
         _check(self.schedule in ("step", "cosine"), "schedule", self.schedule, "'step' or 'cosine'")

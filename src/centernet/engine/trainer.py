@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 import yaml
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ..config import TrainConfig
@@ -30,6 +32,7 @@ from ..eval.coco import format_per_class_table, metrics_to_jsonable
 from ..progress import progress_bar
 from ..visualize import plot_training_curves
 from .checkpoint import save_checkpoint
+from .distributed import all_finite, barrier, broadcast_flags, broadcast_value, init_distributed
 from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
 from .precision import autocast, memory_format, resolve_precision
@@ -60,6 +63,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     lr = cfg.resolved_lr()
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
 
 
@@ -93,14 +98,19 @@ class Trainer:
         and in the checkpoints, so the run can be repeated or resumed."""
         self.cfg = cfg.validate()
         self.run = dict(run or {})
+        self.dist = init_distributed(cfg.device)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         self.task, self.info, self.progress = task, info, progress
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.to_dict().items()}
-        (self.out_dir / "args.yaml").write_text(yaml.safe_dump({**self.run, "train": settings}, sort_keys=False))
-        self.device = torch.device(cfg.device)
+        if self.dist.is_main:
+            (self.out_dir / "args.yaml").write_text(yaml.safe_dump({**self.run, "train": settings}, sort_keys=False))
+        device = cfg.device
+        if self.dist.enabled and device == "cuda":
+            device = f"cuda:{self.dist.local_rank}"  # one GPU per process
+        self.device = torch.device(device)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.memory_format = memory_format(self.device, self.precision)
         self.model = model.to(self.device).to(memory_format=self.memory_format)
@@ -125,25 +135,45 @@ class Trainer:
         self.start_epoch, self.step, self.elapsed = 1, 0, 0.0
         if resume is not None:
             self._restore(resume)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.forward = self.model
+        if self.dist.enabled:
+            if cfg.batch_size % self.dist.world_size:
+                raise CenterNetError(
+                    f"batch_size={cfg.batch_size} is out of range; expected a multiple of the {self.dist.world_size} "
+                    "processes (it is the global batch, split evenly)"
+                )
+            if cfg.sync_bn:
+                if self.device.type != "cuda":
+                    raise CenterNetError("sync_bn needs GPUs (PyTorch's SyncBatchNorm has no CPU implementation)")
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self.forward = torch.compile(self.forward)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         cfg = self.cfg
+        world = self.dist.world_size
+        # One shuffle per epoch, a function of (seed, epoch); process r of N takes its images r, r + N, ...
+        # so the N per-process batches of a step together are the single-process batch of that step.
+        sampler = DistributedSampler(self.dataset, world, self.dist.rank, shuffle=True, seed=cfg.seed, drop_last=True)
         loader = DataLoader(
             self.dataset,
-            batch_size=min(cfg.batch_size, len(self.dataset)),
-            shuffle=True,
+            batch_size=min(cfg.batch_size // world, len(self.dataset) // world),
+            sampler=sampler,
             drop_last=True,
             num_workers=cfg.workers,
-            generator=self.generator,
+            generator=self.generator,  # seeds the workers
         )
         steps_per_epoch = len(loader)
         total_steps = steps_per_epoch * cfg.epochs
         base_lr = cfg.resolved_lr()
+        lr_rule = "" if cfg.lr is not None else f" (5e-4 x {cfg.batch_size} / 128, the linear rule)"
+        processes = f" = {world} processes x {cfg.batch_size // world}" if self.dist.enabled else ""
         self._say(
             f"training {self.info.model_name} on {len(self.dataset)} images, {cfg.epochs} epochs x {steps_per_epoch} "
-            f"steps, batch {cfg.batch_size}, {cfg.optimizer} lr {base_lr:.2e} ({cfg.schedule}), "
+            f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {base_lr:.2e}{lr_rule} ({cfg.schedule}), "
             f"input {cfg.input_size}, precision {self.precision}, device {self.device}"
         )
         if self.start_epoch > 1:
@@ -154,15 +184,22 @@ class Trainer:
         stopped_early = False
         for epoch in range(self.start_epoch, cfg.epochs + 1):
             self.model.train()
+            if cfg.freeze_bn:  # BatchNorm uses (and keeps) its running statistics; its scale and shift still train
+                for module in self.model.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
             self.dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch)
             sums: dict[str, float] = {}
             count = 0
-            bar = progress_bar(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not self.progress, leave=True)
+            bar = progress_bar(
+                loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (self.progress and self.dist.is_main), leave=True
+            )
             out_of_time = False
             for batch in bar:
                 progress = step / total_steps
-                if cfg.time_limit:
-                    progress = max(progress, (time.perf_counter() - start) / (cfg.time_limit * 60))
+                if cfg.time_limit:  # rank 0's clock for every process, so they stay in step
+                    progress = max(progress, broadcast_value((time.perf_counter() - start) / (cfg.time_limit * 60), self.dist))
                     if progress >= 1.0:
                         out_of_time = True
                         break
@@ -188,12 +225,15 @@ class Trainer:
             row = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - start}
             row.update({k: v / max(count, 1) for k, v in sums.items()})
             last = epoch == cfg.epochs or out_of_time
-            if self.val_split is not None and (epoch % cfg.val_interval == 0 or last):
-                row.update(self._validate(epoch))
-                stopped_early = bool(cfg.patience) and self.stale_validations >= cfg.patience
-            self._log(row)
             self.step, self.elapsed = step, time.perf_counter() - start
-            self._save(epoch, "last.pt", with_train_state=True)
+            if self.dist.is_main:  # the other processes wait at the barrier
+                if self.val_split is not None and (epoch % cfg.val_interval == 0 or last):
+                    row.update(self._validate(epoch))
+                    stopped_early = bool(cfg.patience) and self.stale_validations >= cfg.patience
+                self._log(row)
+                self._save(epoch, "last.pt", with_train_state=True)
+            (stopped_early,) = broadcast_flags([stopped_early], self.dist)
+            barrier(self.dist)
             if out_of_time:
                 self._say(f"time limit of {cfg.time_limit:g} min reached after epoch {epoch}")
                 break
@@ -202,10 +242,11 @@ class Trainer:
                 break
         if skipped:
             self._say(f"skipped {skipped} steps with a non-finite loss")
-        plot_training_curves(self.out_dir / "results.csv", self.out_dir / "results.png")
         self.metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         self.metrics["steps"] = step
-        (self.out_dir / "metrics.json").write_text(json.dumps(metrics_to_jsonable(self.metrics), indent=2))
+        if self.dist.is_main:
+            plot_training_curves(self.out_dir / "results.csv", self.out_dir / "results.png")
+            (self.out_dir / "metrics.json").write_text(json.dumps(metrics_to_jsonable(self.metrics), indent=2))
         return self.metrics
 
     def _train_step(self, batch: dict) -> dict[str, float] | None:
@@ -215,7 +256,7 @@ class Trainer:
             outputs = self.forward(images)
         losses = self.task.loss(outputs, targets)  # computed in float32
         loss = losses["loss"]
-        if not torch.isfinite(loss):
+        if not all_finite(loss, self.dist):  # every process skips together, or DDP's all-reduce would hang
             self._say(f"non-finite loss on images {batch['image_id'].tolist()}; step skipped")
             self.optimizer.zero_grad(set_to_none=True)
             return None
@@ -343,6 +384,8 @@ class Trainer:
                 writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
     def _say(self, message: str) -> None:
+        if not self.dist.is_main:
+            return
         if self.progress:
             tqdm.write(message)
         else:

@@ -26,3 +26,20 @@ def test_run_folder_contents(trained_run):
     assert set(metrics["per_class"]) == {"circle", "square", "triangle", "star"}
     header = trained_run["rows"][0].keys()
     assert {"epoch", "loss", "heatmap_loss", "size_loss", "offset_loss", "lr"} <= set(header)
+
+
+def test_fp16_needs_a_gpu_and_its_scaler_is_a_pass_through_elsewhere(tmp_path):
+    import torch
+
+    from centernet import CenterNet, CenterNetError
+    from centernet.engine.precision import grad_scaler, resolve_precision
+    from conftest import TINY_SHAPES
+
+    with pytest.raises(CenterNetError, match="'fp16' needs a GPU"):
+        resolve_precision("fp16", torch.device("cpu"))
+    with pytest.raises(CenterNetError, match="'fp16' needs a GPU"):
+        CenterNet("resnet18").train(data="shapes", shapes_config=TINY_SHAPES, out=tmp_path, precision="fp16",
+                                    epochs=1, batch_size=4, input_size=64, workers=0, progress=False)
+    scaler = grad_scaler(torch.device("cpu"), "bf16")
+    loss = torch.tensor(2.0, requires_grad=True)
+    assert not scaler.is_enabled() and scaler.scale(loss) is loss

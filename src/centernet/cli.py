@@ -50,7 +50,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-interval", type=int, default=5, help="validate every N epochs (and after the last)")
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--cache", action="store_true", help="decode every training image once and keep it in RAM")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
     p.add_argument("--time-limit", type=float, default=0.0, help="minutes; the lr schedule follows the clock and training stops there")
     p.add_argument("--augment", choices=("crop", "shift_scale", "none"), default="crop",
                    help="geometric augmentation: the original's random crop (default), its shift/scale variant, or none")
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/val")
     p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
     p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--scales", type=_scales, default=(1.0,),
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conf", type=float, default=0.3, help="score threshold")
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--heatmap", action="store_true", help="also save the heatmap overlaid on each image (JET)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
     p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--scales", type=_scales, default=(1.0,),

@@ -32,7 +32,7 @@ class TrainConfig:
     val_interval: int = 5            # validate every N epochs (and after the last)
     workers: int = 2                 # data loader processes; 0 = in the main process
     cache_images: bool = False       # decode every training image once and keep it in RAM
-    precision: str = "auto"          # 'auto' (bf16 where the CPU/GPU has it), 'bf16', 'fp32'
+    precision: str = "auto"          # 'auto' (bf16 where the CPU/GPU has it), 'bf16', 'fp16' (GPU, loss scaling), 'fp32'
     max_objects: int = 128           # objects per image encoded
     seed: int = 0                    # seeds model init, shuffling and augmentation
     time_limit: float = 0.0          # minutes; > 0 stops after the epoch that crosses it
@@ -68,7 +68,10 @@ class TrainConfig:
         _check(0 <= self.aug_scale < 1, "aug_scale", self.aug_scale, "in [0, 1)")
         _check(self.val_interval >= 1, "val_interval", self.val_interval, ">= 1")
         _check(self.workers >= 0, "workers", self.workers, ">= 0")
-        _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision, "'auto', 'bf16' or 'fp32'")
+        _check(
+            self.precision in ("auto", "bf16", "fp16", "fp32"), "precision", self.precision,
+            "'auto', 'bf16', 'fp16' or 'fp32'",
+        )
         _check(self.max_objects >= 1, "max_objects", self.max_objects, ">= 1")
         _check(self.time_limit >= 0, "time_limit", self.time_limit, ">= 0")
         _check(self.patience >= 0, "patience", self.patience, ">= 0")

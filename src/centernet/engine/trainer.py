@@ -35,7 +35,7 @@ from .checkpoint import save_checkpoint
 from .distributed import all_finite, barrier, broadcast_flags, broadcast_value, init_distributed
 from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
-from .precision import autocast, memory_format, resolve_precision
+from .precision import autocast, grad_scaler, memory_format, resolve_precision
 
 HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
 
@@ -126,6 +126,7 @@ class Trainer:
             used = self.dataset.fill_cache(progress)
             self._say(f"cached {len(self.dataset)} decoded images in {used / 2**20:.0f} MiB")
         self.optimizer = make_optimizer(self.model, cfg)
+        self.scaler = grad_scaler(self.device, self.precision)  # fp16 only
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         self.best_map = -1.0
         self.stale_validations = 0  # validations since the best mAP, for early stopping
@@ -261,10 +262,12 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         if self.ema is not None:
             self.ema.update(self.model)
         return {k: float(v.detach()) for k, v in losses.items()}
@@ -343,6 +346,7 @@ class Trainer:
             "history": [dict(row) for row in self.history],
             "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),
             "ema": None if self.ema is None else {
                 "module": {k: v.detach().cpu().clone() for k, v in self.ema.module.state_dict().items()},
                 "updates": self.ema.updates,
@@ -357,6 +361,8 @@ class Trainer:
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"]["module"])
             self.ema.updates = int(state["ema"]["updates"])

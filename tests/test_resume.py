@@ -115,3 +115,29 @@ def test_training_stops_after_consecutive_non_finite_losses(tmp_path):
             data="shapes", shapes_config=TINY_SHAPES, out=tmp_path / "run", epochs=50, batch_size=4, input_size=64,
             workers=0, precision="fp32", lr=1e12, optimizer="adam", max_bad_steps=3, progress=False, val_split=None,
         )
+
+
+def test_tensorboard_scalars_when_installed(tmp_path, monkeypatch):
+    """With tensorboard installed every numeric results.csv column goes to it too (a recording stand-in here:
+    the package is an optional extra)."""
+    from centernet.engine import trainer as trainer_module
+
+    written = []
+
+    class Recorder:
+        def add_scalar(self, tag, value, step):
+            written.append((tag, step))
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(trainer_module, "open_tensorboard", lambda out_dir: Recorder())
+    CenterNet("resnet18").train(
+        data="shapes", shapes_config=TINY_SHAPES, out=tmp_path, epochs=2, batch_size=8, input_size=64, workers=0,
+        precision="fp32", val_interval=2, progress=False,
+    )
+    tags = {tag for tag, _ in written}
+    assert {"loss", "heatmap_loss", "size_loss", "offset_loss", "lr", "map", "map50"} <= tags
+    assert ("loss", 1) in written and ("map", 2) in written and ("map", 1) not in written
+    with open(tmp_path / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2

@@ -40,6 +40,15 @@ from .precision import autocast, grad_scaler, memory_format, resolve_precision
 HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
 
 
+def open_tensorboard(out_dir: Path):
+    """A TensorBoard writer in the run folder when the ``tensorboard`` package is installed, else False."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra centernet[tensorboard]
+        return False
+    return SummaryWriter(log_dir=str(out_dir))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -130,6 +139,7 @@ class Trainer:
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         self.best_map = -1.0
         self.stale_validations = 0  # validations since the best mAP, for early stopping
+        self.tensorboard = None  # a SummaryWriter once opened, False where tensorboard is not installed
         self.metrics: dict = {}
         self.history: list[dict] = []
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the loader's shuffling
@@ -388,6 +398,13 @@ class Trainer:
             writer.writeheader()
             for r in self.history:
                 writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+        if self.tensorboard is None:
+            self.tensorboard = open_tensorboard(self.out_dir)
+        if self.tensorboard:
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(key, value, row["epoch"])
+            self.tensorboard.flush()
 
     def _say(self, message: str) -> None:
         if not self.dist.is_main:

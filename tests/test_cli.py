@@ -12,7 +12,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "centernet", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "val", "predict"])
+@pytest.mark.parametrize("command", ["demo", "train", "val", "predict", "export"])
 def test_help(command):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])

@@ -7,6 +7,8 @@
     for result in model.predict("photos/*.jpg"):
         print(result.boxes, result.scores, result.labels)
         result.save(f"out/{result.path.name}")
+    model.export("onnx", out="model.onnx")                     # decode inside; no NMS
+    CenterNet("model.onnx").predict("photos/")                 # the same, run by onnxruntime
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import glob
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,11 +31,17 @@ from .engine.precision import resolve_precision
 from .engine.trainer import HEADLINE, ModelInfo, Trainer, seed_everything
 from .errors import CenterNetError
 from .eval.coco import format_per_class_table, metrics_to_jsonable
+from .export import EXPORT_FORMATS, ONNX_OPSET, ExportMetadata, export_module, export_onnx, export_torchscript
 from .registry import create_model, list_models
 from .tasks import DetectionTask
 from .visualize import draw_boxes, heatmap_overlay, save_image
 
+if TYPE_CHECKING:
+    from .engine.onnx_backend import OnnxRuntimeBackend
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+BACKENDS = ("torch", "onnxruntime")  # what runs the network: PyTorch (a .pt), or ONNX Runtime (an exported .onnx)
+EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
 
 @dataclass
@@ -76,6 +85,9 @@ class CenterNet:
             for DLA-34 and Hourglass-104).
         pretrained: local file with ImageNet backbone weights (torchvision layout). Never downloaded.
         device: 'cpu' or 'cuda'.
+        backend: what runs the network, 'torch' or 'onnxruntime'; default: from the file, 'onnxruntime' for
+            a ``.onnx`` written by :meth:`export` (then ``model`` is a network in an ONNX Runtime session with
+            decode inside, and ``predict`` / ``val`` work as with a checkpoint, without flip TTA or heatmaps).
     """
 
     def __init__(
@@ -85,16 +97,20 @@ class CenterNet:
         head_conv: int | None = None,
         pretrained: str | Path | None = None,
         device: str = "cpu",
+        backend: str | None = None,
     ) -> None:
         self.device = device
-        self.model: torch.nn.Module | None = None
+        self.backend = _resolve_backend(model, backend)
+        self.model: torch.nn.Module | OnnxRuntimeBackend | None = None
         self.class_names: list[str] = []
         self.category_ids: list[int] = []
         self.input_size = 512
         self.mean, self.std = COCO_MEAN_RGB, COCO_STD_RGB
         self.test_padding = "corner"  # keep_resolution canvas style; converted original weights use "original"
         self.head_conv, self.pretrained = head_conv, pretrained
-        if _looks_like_weights(model):
+        if self.backend == "onnxruntime":
+            self._load_onnx(model)
+        elif _looks_like_weights(model):
             self._load(model)
         else:
             if str(model) not in list_models():
@@ -105,9 +121,9 @@ class CenterNet:
 
     # ----------------------------------------------------------------- build
     @classmethod
-    def load(cls, weights: str | Path, device: str = "cpu") -> "CenterNet":
-        """A trained model from a checkpoint written by ``train``."""
-        return cls(Path(weights), device=device)
+    def load(cls, weights: str | Path, device: str = "cpu", backend: str | None = None) -> "CenterNet":
+        """A trained model from a checkpoint written by ``train``, or an ``.onnx`` written by :meth:`export`."""
+        return cls(Path(weights), device=device, backend=backend)
 
     def _build(self, num_classes: int, class_names: list[str], category_ids: list[int]) -> None:
         self.task = DetectionTask(num_classes)
@@ -132,6 +148,22 @@ class CenterNet:
         self.test_padding = state.get("test_padding", "corner")
         self.checkpoint_metrics = state.get("metrics", {})
 
+    def _load_onnx(self, path: str | Path) -> None:
+        """An exported ``.onnx`` in ONNX Runtime; everything else comes from the file's metadata."""
+        from .engine.onnx_backend import OnnxRuntimeBackend
+
+        network = OnnxRuntimeBackend(path, self.device)
+        meta = network.metadata
+        self.weights_path = Path(path)
+        self.model_name = meta.model_name
+        self.task = DetectionTask(len(meta.class_names))
+        self.model = network
+        self.class_names, self.category_ids = list(meta.class_names), list(meta.category_ids)
+        self.input_size = meta.input_size
+        self.mean, self.std = tuple(meta.mean), tuple(meta.std)
+        self.test_padding = meta.pad_style
+        self.checkpoint_metrics = {}
+
     # ----------------------------------------------------------------- train
     def train(
         self,
@@ -150,6 +182,7 @@ class CenterNet:
         stopped (weights, optimizer, schedule, EMA, epoch, random states), in its folder, with its data
         and settings; only ``epochs`` may be raised. Returns the last validation's metrics.
         """
+        self._require_torch("train")
         resume_state = None
         if resume:
             data, out, train_split, val_split, shapes_config, settings, resume_state = self._resume_run(settings)
@@ -275,10 +308,12 @@ class CenterNet:
         self._require_model()
         if not 0 <= conf <= 1:
             raise CenterNetError(f"conf={conf} is out of range; expected a score in [0, 1]")
+        if heatmap and self.backend != "torch":
+            raise CenterNetError("heatmap=True is not available with the onnxruntime backend: the exported graph outputs boxes only")
         items = _expand_sources(source)
-        settings = self._settings(input_size, precision, keep_resolution, flip, scales)
-        settings.max_detections = max_detections
-        self.model.to(settings.device).eval()
+        settings = self._settings(input_size, precision, keep_resolution, flip, scales, max_detections)
+        if isinstance(self.model, torch.nn.Module):
+            self.model.to(settings.device).eval()
         normalize = Normalize(self.mean, self.std)
         results: list[Detections] = []
         for start in range(0, len(items), batch_size):
@@ -301,10 +336,54 @@ class CenterNet:
                 )
         return results
 
+    # ---------------------------------------------------------------- export
+    def export(
+        self,
+        format: str = "onnx",
+        out: str | Path | None = None,
+        input_size: int | None = None,
+        max_detections: int = 100,
+        opset: int = ONNX_OPSET,
+    ) -> Path:
+        """Write the network with normalisation and decode inside (no NMS); returns the file written.
+
+        The graph: (B, 3, H, W) float32 RGB in [0, 255] -> (B, K, 6) float32 rows [x1, y1, x2, y2,
+        score, class] in input pixels, sorted by score, K = ``max_detections`` rows per image (score 0
+        past its peaks). Batch, H and W are dynamic (H, W multiples of the model's size divisor: 32, 128
+        for Hourglass); ``input_size`` (default: the training one) is the side traced at and the
+        letterbox side a runtime uses by default.
+
+        ``format``: 'onnx' (opset ``opset``, checked with onnx.checker, class names, category ids, input
+        size, K and the layouts in its metadata; ``CenterNet("model.onnx")`` runs it in onnxruntime) or
+        'torchscript' (``torch.jit.load`` reads it; the metadata is its extra file ``centernet.json``).
+        ``out``: default the weights' path (or the model name) with suffix .onnx / .torchscript.
+        """
+        self._require_model()
+        self._require_torch("export")
+        if format not in EXPORT_FORMATS:
+            raise CenterNetError(f"format={format!r} is not a known export format; expected one of: {', '.join(EXPORT_FORMATS)}")
+        divisor = int(getattr(self.model, "size_divisor", 32))
+        size = input_size or self.input_size
+        if size < divisor or size % divisor:
+            raise CenterNetError(f"input_size={size} is out of range; expected a multiple of {divisor} for {self.model_name}")
+        if max_detections < 1:
+            raise CenterNetError(f"max_detections={max_detections} is out of range; expected >= 1")
+        metadata = ExportMetadata(
+            model_name=self.model_name, class_names=list(self.class_names), category_ids=[int(i) for i in self.category_ids],
+            input_size=size, max_detections=max_detections, size_divisor=divisor, mean=list(self.mean),
+            std=list(self.std), pad_style=self.test_padding, task=self.task.name,
+        )
+        module = export_module(self.model, self.mean, self.std, max_detections)
+        source = getattr(self, "weights_path", None) or Path(self.model_name)
+        path = Path(out) if out is not None else source.with_suffix(EXPORT_SUFFIXES[format])
+        if format == "onnx":
+            return export_onnx(module, path, metadata, opset)
+        return export_torchscript(module, path, metadata)
+
     # --------------------------------------------------------------- helpers
     def _settings(
         self, input_size: int | None, precision: str, keep_resolution: bool = False, flip: bool = False,
-        scales: tuple[float, ...] | list[float] = (1.0,),
+        scales: tuple[float, ...] | list[float] = (1.0,), max_detections: int = 100,
     ) -> InferenceSettings:
         size = input_size or self.input_size
         if size % 32 or size < 32:
@@ -312,16 +391,33 @@ class CenterNet:
         scales = tuple(float(x) for x in scales)
         if not scales or not all(0.1 <= x <= 4 for x in scales):
             raise CenterNetError(f"scales={list(scales)} are out of range; expected one or more factors in [0.1, 4]")
+        if max_detections < 1:
+            raise CenterNetError(f"max_detections={max_detections} is out of range; expected >= 1")
+        if self.backend == "onnxruntime":
+            if precision not in ("auto", "fp32"):
+                raise CenterNetError(
+                    f"precision={precision!r} is not available with the onnxruntime backend (the graph runs in float32)"
+                )
+            precision = "fp32"
         device = torch.device(self.device)
-        return InferenceSettings(
-            size, 100, resolve_precision(precision, device), self.device, keep_resolution,
+        settings = InferenceSettings(
+            size, max_detections, resolve_precision(precision, device), self.device, keep_resolution,
             pad_style=self.test_padding, pad_multiple=max(32, getattr(self.model, "size_divisor", 32)),
             flip=flip, scales=scales,
         )
+        if self.backend == "onnxruntime":
+            self.model.check_settings(settings)
+        return settings
 
     def _require_model(self) -> None:
         if self.model is None:
             raise CenterNetError("this model has no classes yet: train it, give num_classes, or load a checkpoint")
+
+    def _require_torch(self, action: str) -> None:
+        if self.backend != "torch":
+            raise CenterNetError(
+                f"cannot {action} {str(self.weights_path)!r}: an ONNX export runs inference only; {action} the .pt checkpoint"
+            )
 
 
 def _checked(split, data, progress: bool):
@@ -331,6 +427,23 @@ def _checked(split, data, progress: bool):
     report = check_split(split, verify_images=True, progress=progress)
     print(summary_line(report) + (f" (details: centernet check {data})" if report.problems else ""), flush=True)
     return valid_samples(split, report)
+
+
+def _resolve_backend(model, backend: str | None) -> str:
+    """'torch' or 'onnxruntime': as asked, else from the file (an ``.onnx`` runs in onnxruntime)."""
+    is_onnx = str(model).lower().endswith(".onnx")
+    if backend is None:
+        return "onnxruntime" if is_onnx else "torch"
+    if backend not in BACKENDS:
+        raise CenterNetError(f"backend={backend!r} is not a known backend; expected one of: {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and not is_onnx:
+        raise CenterNetError(
+            f"backend='onnxruntime' runs an exported .onnx file, not {str(model)!r}; "
+            f"write one with: centernet export --weights {model} --format onnx"
+        )
+    if backend == "torch" and is_onnx:
+        raise CenterNetError(f"{str(model)!r} is an ONNX export; run it with backend='onnxruntime'")
+    return backend
 
 
 def _looks_like_weights(model) -> bool:

@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify-images", action="store_true", help="skip decoding every image")
 
     p = sub.add_parser("val", help="evaluate weights on a dataset split (COCO AP)")
-    p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt)")
+    p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt), or an exported .onnx")
+    p.add_argument("--backend", default=None,
+                   help="torch or onnxruntime (default: from --weights; a .onnx written by `centernet export` runs in onnxruntime)")
     p.add_argument("--data", default="shapes")
     p.add_argument("--split", default="val")
     p.add_argument("--out", default="runs/val")
@@ -119,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="detect objects in images: drawn images + COCO-results JSON")
     p.add_argument("source", help="an image, a folder, or a glob (quote it)")
-    p.add_argument("--weights", required=True)
+    p.add_argument("--weights", required=True, help="a checkpoint (.pt), or an exported .onnx")
+    p.add_argument("--backend", default=None,
+                   help="torch or onnxruntime (default: from --weights; a .onnx written by `centernet export` runs in onnxruntime)")
     p.add_argument("--out", default="runs/predict")
     p.add_argument("--conf", type=float, default=0.3, help="score threshold")
     p.add_argument("--input-size", type=int, default=None)
@@ -138,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=("coco", "pascal"), default=None,
                    help="class names, ids and mean/std (default: 80 classes = coco, 20 = pascal)")
     p.add_argument("--names", default=None, help="comma-separated class names, for other class counts")
+
+    p = sub.add_parser("export", help="write ONNX or TorchScript with normalisation and decode inside (no NMS)")
+    p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt)")
+    p.add_argument("--format", default="onnx", help="onnx or torchscript")
+    p.add_argument("--out", default=None, help="output file (default: next to the weights, .onnx / .torchscript)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="side traced at and letterboxed to by default (default: the training input size); H, W stay dynamic")
+    p.add_argument("--max-detections", type=int, default=100, help="K, the fixed number of output rows per image")
     return parser
 
 
@@ -147,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
     try:
         commands = {"demo": cmd_demo, "train": cmd_train, "check": cmd_check, "val": cmd_val, "predict": cmd_predict,
-                    "convert": cmd_convert}
+                    "convert": cmd_convert, "export": cmd_export}
         return commands[args.command](args)
     except CenterNetError as e:
         print(f"centernet {args.command}: error: {one_line(e)}", file=sys.stderr)
@@ -199,7 +211,7 @@ def cmd_check(args) -> int:
 def cmd_val(args) -> int:
     from . import CenterNet
 
-    model = CenterNet.load(args.weights)
+    model = CenterNet.load(args.weights, backend=args.backend)
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
                         batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution,
                         flip=args.flip, scales=args.scales)
@@ -223,11 +235,23 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from . import CenterNet
+
+    model = CenterNet.load(args.weights)
+    path = model.export(args.format, out=args.out, input_size=args.input_size, max_detections=args.max_detections)
+    print(
+        f"wrote {path}: (B, 3, H, W) float32 RGB in [0, 255] -> (B, {args.max_detections}, 6) "
+        "[x1, y1, x2, y2, score, class] in input pixels"
+    )
+    return 0
+
+
 def cmd_predict(args) -> int:
     from . import CenterNet
     from .eval.coco import coco_results_from_predictions
 
-    model = CenterNet.load(args.weights)
+    model = CenterNet.load(args.weights, backend=args.backend)
     results = model.predict(args.source, conf=args.conf, input_size=args.input_size, heatmap=args.heatmap,
                             precision=args.precision, keep_resolution=args.keep_resolution,
                         flip=args.flip, scales=args.scales)

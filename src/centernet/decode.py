@@ -44,12 +44,19 @@ def decode_detections(outputs: dict[str, torch.Tensor], k: int = 100) -> dict[st
     Returns boxes (B, K, 4) xyxy, scores (B, K), labels (B, K) int64, sorted by score.
     """
     scores, labels, pixel, xs, ys = topk_peaks(heatmap_peaks(outputs["heatmap"]), k)
+    boxes = boxes_at_peaks(outputs, pixel, xs, ys)  # (B, K, 4)
+    return {"boxes": boxes, "scores": scores, "labels": labels}
+
+
+def boxes_at_peaks(
+    outputs: dict[str, torch.Tensor], pixel: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor
+) -> torch.Tensor:
+    """Boxes (B, K, 4) xyxy in output-map coordinates: peak (xs, ys) + offset +- size / 2 read at ``pixel`` (B, K)."""
     offset = gather_at_index(outputs["offset"].float(), pixel)  # (B, K, 2)
     size = gather_at_index(outputs["size"].float(), pixel)      # (B, K, 2)
     cx, cy = xs + offset[..., 0], ys + offset[..., 1]
     half_w, half_h = size[..., 0] / 2, size[..., 1] / 2
-    boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)  # (B, K, 4)
-    return {"boxes": boxes, "scores": scores, "labels": labels}
+    return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
 
 
 def transform_boxes(boxes: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:

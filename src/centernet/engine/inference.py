@@ -1,4 +1,9 @@
-"""Batched inference: pre-process -> model -> decode, and evaluation of a split.
+"""Batched inference: pre-process -> network + decode -> map back, and evaluation of a split.
+
+The pre-processing (letterbox or keep-resolution canvases, black padding) and the map of the
+boxes back to original pixels are shared; only "run the network + decode" differs between the
+backends: :class:`TorchBackend` (an ``nn.Module``: normalise, forward, flip TTA, decode) and
+``OnnxRuntimeBackend`` (an exported graph with decode inside, :mod:`centernet.engine.onnx_backend`).
 
 Shapes: B batch, K detections per image.
 """
@@ -6,6 +11,7 @@ Shapes: B batch, K detections per image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -22,6 +28,7 @@ from ..data.transforms import (
     to_output_matrix,
     warp_image,
 )
+from ..decode import transform_boxes
 from ..eval.coco import coco_results_from_predictions, evaluate_coco_boxes
 from ..progress import progress_bar
 from .precision import autocast, memory_format
@@ -64,14 +71,16 @@ def to_original_matrix(width: int, height: int, settings: InferenceSettings, sca
     return invert_affine(to_output_matrix(input_matrix(width, height, settings, scale)[1], OUTPUT_STRIDE))
 
 
-def preprocess(
-    images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize, scale: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pre-process (H, W, 3) uint8 RGB images -> batch (B, 3, H', W') and to_original (B, 2, 3).
+def place_images(
+    images_rgb: list[np.ndarray], settings: InferenceSettings, scale: float = 1.0
+) -> tuple[list[np.ndarray], torch.Tensor]:
+    """Network-input canvases (H', W', 3) uint8 RGB, all the same size, and to_original (B, 2, 3).
 
     Letterbox (default): every image fitted into a square S x S input (H' = W' = S).
     ``keep_resolution``: every image unscaled on a zero canvas (see ``keep_resolution_canvas``),
     and canvases padded right and bottom to the batch's largest (which leaves the maps unchanged).
+    Padding is black (0) in pixel space. to_original maps output-map coordinates (stride 4) back
+    to each image's pixels.
     """
     placed = []
     for image in images_rgb:
@@ -81,12 +90,23 @@ def preprocess(
         else:
             placed.append(warp_image(image, to_input, (cw, ch)))
     width, height = max(p.shape[1] for p in placed), max(p.shape[0] for p in placed)
-    batch = [normalize(pad_image(p, (width, height))) for p in placed]
+    canvases = [pad_image(p, (width, height)) for p in placed]
     maps = [
         torch.from_numpy(to_original_matrix(image.shape[1], image.shape[0], settings, scale)).float()
         for image in images_rgb
     ]
-    return torch.stack(batch), torch.stack(maps)
+    return canvases, torch.stack(maps)
+
+
+def preprocess(
+    images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize, scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-process (H, W, 3) uint8 RGB images -> normalised batch (B, 3, H', W') and to_original (B, 2, 3).
+
+    The canvases of :func:`place_images`, normalised.
+    """
+    canvases, to_original = place_images(images_rgb, settings, scale)
+    return torch.stack([normalize(c) for c in canvases]), to_original
 
 
 @torch.no_grad()
@@ -110,24 +130,61 @@ def clip_to_images(boxes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
     return torch.stack([x1, y1, x2, y2], dim=-1)
 
 
-@torch.no_grad()
-def detect(
-    model: torch.nn.Module, task, images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Detections for (H, W, 3) uint8 RGB images, with the test-time augmentation of ``settings``.
+class NetworkBackend(Protocol):
+    """Runs the network and decodes: the one step in which the inference backends differ."""
 
-    Returns detections (boxes (B, K, 4) in original pixels clipped to each image, scores (B, K),
-    labels (B, K), sorted by score; with several scales, merged by soft-NMS and padded with
-    score 0) and the model's outputs at the first scale (flip-merged when flipping).
-    """
-    per_scale, first_outputs = [], None
-    for scale in settings.scales:
-        batch, to_original = preprocess(images_rgb, settings, normalize, scale)
-        outputs = run_model(model, flip_images(batch) if settings.flip else batch, settings)
+    def decode_batch(
+        self, canvases: list[np.ndarray], settings: InferenceSettings
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        """Canvases of :func:`place_images` -> detections (boxes (B, K, 4) xyxy in output-map coordinates,
+        stride 4; scores (B, K); labels (B, K) int64; sorted by score) and the head outputs, if there are any."""
+        ...
+
+
+@dataclass
+class TorchBackend:
+    """The PyTorch backend: normalise, forward (with flip TTA), decode."""
+
+    model: torch.nn.Module
+    task: object  # a task with ``decode`` (see centernet.tasks)
+    normalize: Normalize
+
+    def decode_batch(
+        self, canvases: list[np.ndarray], settings: InferenceSettings
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        batch = torch.stack([self.normalize(c) for c in canvases])  # (B, 3, H', W')
+        outputs = run_model(self.model, flip_images(batch) if settings.flip else batch, settings)
         if settings.flip:
             outputs = merge_flip(outputs)
-        first_outputs = first_outputs if first_outputs is not None else outputs
-        per_scale.append(task.decode(outputs, to_original.to(outputs["heatmap"].device), settings.max_detections))
+        return self.task.decode(outputs, None, settings.max_detections), outputs
+
+
+def as_backend(model, task, normalize: Normalize) -> NetworkBackend:
+    """``model`` itself when it is a backend (has ``decode_batch``), else a :class:`TorchBackend` around it."""
+    return model if hasattr(model, "decode_batch") else TorchBackend(model, task, normalize)
+
+
+@torch.no_grad()
+def detect(
+    model, task, images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """Detections for (H, W, 3) uint8 RGB images, with the test-time augmentation of ``settings``.
+
+    ``model``: an ``nn.Module`` (run by :class:`TorchBackend`) or a :class:`NetworkBackend`.
+    Returns detections (boxes (B, K, 4) in original pixels clipped to each image, scores (B, K),
+    labels (B, K), sorted by score; with several scales, merged by soft-NMS and padded with
+    score 0) and the model's outputs at the first scale (flip-merged when flipping; None for a
+    backend without head outputs).
+    """
+    backend = as_backend(model, task, normalize)
+    per_scale, first_outputs = [], None
+    for scale in settings.scales:
+        canvases, to_original = place_images(images_rgb, settings, scale)
+        dets, outputs = backend.decode_batch(canvases, settings)
+        if not per_scale:
+            first_outputs = outputs
+        dets["boxes"] = transform_boxes(dets["boxes"], to_original.to(dets["boxes"].device))
+        per_scale.append(dets)
     if len(per_scale) == 1:
         dets = per_scale[0]
     else:
@@ -156,7 +213,7 @@ def _as_list(items: list) -> list:
 
 @torch.no_grad()
 def evaluate_split(
-    model: torch.nn.Module,
+    model: torch.nn.Module | NetworkBackend,
     task,
     split: DatasetSplit,
     settings: InferenceSettings,
@@ -170,8 +227,9 @@ def evaluate_split(
     Images go through :func:`detect` in batches (with ``keep_resolution``, padded to the batch's
     largest canvas, which leaves every image's map back to its pixels unchanged).
     """
-    was_training = model.training
-    model.eval()
+    was_training = isinstance(model, torch.nn.Module) and model.training
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     normalize = normalize or Normalize()
     loader = DataLoader(
         _SplitImages(split), batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list
@@ -183,7 +241,8 @@ def evaluate_split(
             keep = dets["scores"][b] > 0  # multi-scale merging pads with score 0
             predictions.append({k: dets[k][b][keep].cpu() for k in ("boxes", "scores", "labels")})
             image_ids.append(image_id)
-    model.train(was_training)
+    if was_training:
+        model.train()
     results = coco_results_from_predictions(predictions, image_ids, split.category_ids)
     metrics = evaluate_coco_boxes(split.to_coco(), results, split.class_names)
     return metrics, results

@@ -56,7 +56,8 @@ def _deform_conv2d(
     dilation: tuple[int, int],
 ) -> torch.Tensor:
     b, c, h, w = input.shape
-    o, _, kh, kw = weight.shape
+    o = weight.shape[0]
+    kh, kw = int(weight.shape[2]), int(weight.shape[3])  # Python ints also when traced for export (a fixed kernel)
     k = kh * kw
     ho, wo = offset.shape[-2:]
     groups = offset.shape[1] // (2 * k)

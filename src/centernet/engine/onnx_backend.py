@@ -1,0 +1,89 @@
+"""The onnxruntime backend: an exported graph (decode inside, see :mod:`centernet.export`) run by ONNX Runtime.
+
+It fills the one step in which backends differ, "run the network + decode"
+(:class:`centernet.engine.inference.NetworkBackend`); pre-processing and the map back to
+original pixels are the PyTorch path's. The graph normalises inside, so the canvases go in
+as float32 pixels in [0, 255] with their black (0) padding. Only ``onnxruntime`` is needed
+(the metadata is read through it), not ``onnx``.
+
+Shapes: B batch, K detections per image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CenterNetError
+from ..export import INPUT_NAME, INSTALL_HINT, ExportMetadata
+from .inference import InferenceSettings
+
+
+class OnnxRuntimeBackend:
+    """A centernet ``.onnx`` export in an ``onnxruntime.InferenceSession``.
+
+    ``metadata`` holds what the file carries (class names, category ids, input size, K, size
+    divisor, ...). ``device``: 'cpu', or 'cuda' when onnxruntime has the CUDA provider.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        ort = import_onnxruntime()
+        path = Path(path)
+        if not path.is_file():
+            raise CenterNetError(f"ONNX file {str(path)!r} does not exist")
+        self.path = path
+        try:
+            self.session = ort.InferenceSession(str(path), providers=_providers(ort, device))
+        except CenterNetError:
+            raise
+        except Exception as e:  # onnxruntime raises its own types for a broken or foreign file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CenterNetError(f"cannot read ONNX model {str(path)!r}: {first}") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ExportMetadata.from_props(props, str(path))
+        self.size_divisor = self.metadata.size_divisor
+
+    def check_settings(self, settings: InferenceSettings) -> None:
+        """Refuse, with one line, what an exported graph cannot do."""
+        if settings.flip:
+            raise CenterNetError(
+                "flip=True is not available with the onnxruntime backend: flip TTA averages heatmaps, and the "
+                "exported graph outputs decoded boxes; use the .pt weights (scales work with both)"
+            )
+        if settings.max_detections > self.metadata.max_detections:
+            raise CenterNetError(
+                f"max_detections={settings.max_detections} is out of range; {str(self.path)!r} was exported with "
+                f"K={self.metadata.max_detections} (centernet export --max-detections N)"
+            )
+
+    def decode_batch(
+        self, canvases: list[np.ndarray], settings: InferenceSettings
+    ) -> tuple[dict[str, torch.Tensor], None]:
+        """Canvases (H', W', 3) uint8 -> detections in output-map coordinates (boxes / stride, exact), no head maps."""
+        self.check_settings(settings)
+        images = np.stack(canvases).transpose(0, 3, 1, 2).astype(np.float32)  # (B, 3, H', W') in [0, 255]
+        (rows,) = self.session.run(None, {INPUT_NAME: images})  # (B, K_export, 6)
+        rows = torch.from_numpy(rows[:, : settings.max_detections])  # (B, K, 6), sorted by score
+        boxes = rows[..., :4] / self.metadata.output_stride  # (B, K, 4) output-map coordinates
+        return {"boxes": boxes, "scores": rows[..., 4].contiguous(), "labels": rows[..., 5].round().long()}, None
+
+
+def import_onnxruntime():
+    """The onnxruntime module, or a one-line error saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CenterNetError(f"the onnxruntime backend needs onnxruntime: {INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def _providers(ort, device: str) -> list[str]:
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise CenterNetError(
+        f"device={device!r} is not available to onnxruntime (providers: {', '.join(ort.get_available_providers())})"
+    )

@@ -1,0 +1,229 @@
+"""Export a trained model with the decode inside the graph: ONNX and TorchScript. No NMS.
+
+The exported graph maps
+
+    images      (B, 3, H, W) float32, RGB, pixel values in [0, 255] (not normalised)
+    -> detections (B, K, 6) float32, rows [x1, y1, x2, y2, score, class], sorted by score
+
+with boxes in input pixels (the 3x3 max-pool peak, plus the offset, +- size / 2, times the
+output stride 4), score in [0, 1] and the class index 0..C-1 stored as a float. Every image
+has exactly K rows; rows past its peaks have score 0. Normalisation (the checkpoint's mean and
+std) runs inside, so the caller feeds raw pixels; any padding must be black (0), as the
+PyTorch pre-processing pads. Batch, H and W are dynamic; H and W must be multiples of the
+model's ``size_divisor`` (32; 128 for Hourglass-104).
+
+ONNX is written with the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``):
+with ``dynamic_axes`` it gives a dynamic batch, height and width with no extra dependency,
+while the dynamo exporter needs ``onnxscript`` and symbolic-shape hints. The ONNX file carries
+its metadata (class names, category ids, input size, ...; see :class:`ExportMetadata`) in
+``metadata_props``, so a runtime needs nothing else.
+
+Shapes: B batch, C classes, H, W input size, h, w output size (H/4, W/4), K detections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .decode import boxes_at_peaks, heatmap_peaks
+from .errors import CenterNetError
+from .models.centernet import OUTPUT_STRIDE
+
+EXPORT_FORMATS = ("onnx", "torchscript")
+OUTPUT_LAYOUT = ("x1", "y1", "x2", "y2", "score", "class")
+INPUT_LAYOUT = "(B, 3, H, W) float32 RGB in [0, 255], H and W multiples of size_divisor, black padding"
+EXPORT_VERSION = "1"          # written as metadata 'centernet_export'; its presence marks our files
+ONNX_OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "images", "detections"
+INSTALL_HINT = 'pip install "centernet[onnx]"'
+
+
+@dataclass
+class ExportMetadata:
+    """What a runtime needs to use an exported graph; stored as ONNX ``metadata_props`` (strings)."""
+
+    model_name: str
+    class_names: list[str]
+    category_ids: list[int]
+    input_size: int                       # the training input side; letterboxing target at test time
+    max_detections: int = 100             # K, rows per image in the output
+    size_divisor: int = 32                # H and W must be multiples of this
+    output_stride: int = OUTPUT_STRIDE
+    mean: list[float] = field(default_factory=list)  # applied inside the graph (recorded for reference)
+    std: list[float] = field(default_factory=list)
+    pad_style: str = "corner"             # keep-resolution canvas of the checkpoint ('original' for converted ones)
+    task: str = "detect"
+    output_layout: str = ",".join(OUTPUT_LAYOUT)
+    input_layout: str = INPUT_LAYOUT
+
+    def to_props(self) -> dict[str, str]:
+        """Every field as a string (lists as JSON), plus the format marker."""
+        props = {"centernet_export": EXPORT_VERSION}
+        for name, value in asdict(self).items():
+            props[name] = json.dumps(value) if isinstance(value, list) else str(value)
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str) -> "ExportMetadata":
+        """Parse ``to_props``'s strings; a file without our marker gets a one-line error naming ``source``."""
+        if "centernet_export" not in props:
+            raise CenterNetError(
+                f"{source!r} is not a centernet export (no centernet metadata in the file); "
+                "write one with: centernet export --weights best.pt --format onnx"
+            )
+        values = {}
+        try:
+            for f in fields(cls):
+                if f.name not in props:
+                    continue
+                text = props[f.name]
+                values[f.name] = json.loads(text) if f.type.startswith("list") else (int(text) if f.type == "int" else text)
+            return cls(**values)
+        except (ValueError, TypeError) as e:
+            raise CenterNetError(f"{source!r} has damaged centernet metadata: {e}") from None
+
+
+def topk_peaks_fixed(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """:func:`centernet.decode.topk_peaks` with exactly K results at any map size (for a graph with dynamic shapes).
+
+    K zeros are appended to the flattened scores (B, C*h*w) before the top-K, so maps with fewer
+    than K positions give rows of score 0 instead of a smaller K; those rows point at the last
+    position of the last class. Returns scores (B, K), classes (B, K) int64, flat pixel index
+    (B, K), xs (B, K), ys (B, K) float.
+    """
+    b, c, h, w = scores.shape
+    flat = F.pad(scores.reshape(b, -1), (0, k))  # (B, C*h*w + K)
+    top_scores, top_index = torch.topk(flat, k)  # (B, K)
+    top_index = torch.clamp(top_index, max=c * h * w - 1)
+    classes = torch.div(top_index, h * w, rounding_mode="floor")
+    pixel = top_index - classes * (h * w)
+    ys = torch.div(pixel, w, rounding_mode="floor")
+    xs = pixel - ys * w
+    return top_scores, classes, pixel, xs.float(), ys.float()
+
+
+class ExportModule(nn.Module):
+    """A trained model with normalisation and decode inside: (B, 3, H, W) [0, 255] RGB -> (B, K, 6).
+
+    Rows [x1, y1, x2, y2, score, class] in input pixels, sorted by score (see the module
+    docstring). The wrapped model is put in eval mode (Hourglass then returns its last stack).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        max_detections: int = 100,
+    ) -> None:
+        super().__init__()
+        if max_detections < 1:
+            raise CenterNetError(f"max_detections={max_detections} is out of range; expected >= 1")
+        self.model = model.eval()
+        self.max_detections = max_detections
+        self.stride = getattr(model, "stride", OUTPUT_STRIDE)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images / 255 - self.mean) / self.std  # (B, 3, H, W), as Normalize on uint8 pixels
+        outputs = self.model(x)
+        scores, classes, pixel, xs, ys = topk_peaks_fixed(heatmap_peaks(outputs["heatmap"]), self.max_detections)
+        boxes = boxes_at_peaks(outputs, pixel, xs, ys) * self.stride  # (B, K, 4) input pixels
+        return torch.cat([boxes, scores.unsqueeze(-1), classes.unsqueeze(-1).float()], dim=-1)  # (B, K, 6)
+
+
+def export_module(model: nn.Module, mean, std, max_detections: int = 100) -> ExportModule:
+    """An :class:`ExportModule` around a float32 CPU copy of ``model`` (the caller's model is left as it is)."""
+    copied = copy.deepcopy(model).float().cpu().to(memory_format=torch.contiguous_format)
+    for p in copied.parameters():
+        p.requires_grad_(False)
+    return ExportModule(copied, mean, std, max_detections).eval()
+
+
+def example_input(input_size: int, batch: int = 2) -> torch.Tensor:
+    """A random (batch, 3, S, S) image batch in [0, 255] to trace with (batch 2, so no size-1 axis gets baked in)."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(batch, 3, input_size, input_size, generator=generator) * 255
+
+
+def export_onnx(module: ExportModule, path: str | Path, metadata: ExportMetadata, opset: int = ONNX_OPSET) -> Path:
+    """Write ``module`` as ONNX (dynamic batch, height, width), with ``metadata`` in ``metadata_props``.
+
+    Checked with ``onnx.checker`` (full check, shape inference included) before it is written.
+    """
+    onnx = _import_onnx()
+    if opset < ONNX_OPSET:
+        raise CenterNetError(f"opset={opset} is out of range; expected >= {ONNX_OPSET}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        # The TorchScript-based exporter: 'dynamo' exists from torch 2.5 on, where it must be False.
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        with torch.no_grad(), _quiet_tracing():
+            torch.onnx.export(
+                module, (example_input(metadata.input_size),), str(raw), opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch"}},
+                **legacy,
+            )
+        graph = onnx.load(str(raw))
+        rows = graph.graph.output[0].type.tensor_type.shape.dim[1]  # the exporter leaves K symbolic
+        rows.dim_value = metadata.max_detections
+        for key, value in metadata.to_props().items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, value
+        graph.doc_string = f"centernet {metadata.model_name}: {INPUT_LAYOUT} -> (B, K, 6) {metadata.output_layout}"
+        onnx.checker.check_model(graph, full_check=True)
+        onnx.save(graph, str(Path(tmp) / "checked.onnx"))
+        os.replace(Path(tmp) / "checked.onnx", path)
+    return path
+
+
+def export_torchscript(module: ExportModule, path: str | Path, metadata: ExportMetadata) -> Path:
+    """Write ``module`` traced to TorchScript (``torch.jit.load`` reads it, centernet not needed).
+
+    The metadata goes into the archive as the extra file ``centernet.json``. Batch, H and W are
+    dynamic (the trace records shapes as operations).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), _quiet_tracing():
+        traced = torch.jit.trace(module, (example_input(metadata.input_size),))
+        torch.jit.save(traced, str(path), _extra_files={"centernet.json": json.dumps(metadata.to_props())})
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_tracing() -> Iterator[None]:
+    """Silence what tracing says about deliberate choices: the deprecation notices of the legacy ONNX exporter
+    and of torch.jit (TorchScript is asked for by name), and TracerWarnings for Python checks on shapes (Hourglass's size check, the deformable conv's fixed kernel)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", message=".*The feature will be removed.*")
+        warnings.filterwarnings("ignore", message=".*Constant folding - Only steps=1.*")
+        warnings.filterwarnings("ignore", message=".*torch.jit.* is deprecated.*", category=DeprecationWarning)
+        yield
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise CenterNetError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
+    return onnx

@@ -46,3 +46,23 @@ def test_bad_files(tmp_path):
         load_safetensors(tmp_path / "junk.safetensors")
     with pytest.raises(CenterNetError, match="complex64"):
         save_safetensors({"z": torch.zeros(2, dtype=torch.complex64)}, tmp_path / "z.safetensors")
+
+
+def test_export_command_writes_safetensors_weights(tmp_path, trained_run):
+    import subprocess
+    import sys
+
+    from centernet import CenterNet
+
+    weights = trained_run["out"] / "best.pt"
+    run = subprocess.run(
+        [sys.executable, "-m", "centernet", "export", "--weights", str(weights), "--format", "safetensors",
+         "--out", str(tmp_path / "w.safetensors")], capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    tensors, metadata = load_safetensors(tmp_path / "w.safetensors")
+    model = CenterNet(weights).model
+    assert metadata["model_name"] == "resnet18" and json.loads(metadata["class_names"]) == CenterNet(weights).class_names
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensors[name], tensor), name
+    model.load_state_dict(tensors)  # loads strictly into the architecture it names

@@ -25,7 +25,7 @@ import torch
 from .config import TrainConfig
 from .data import load_split
 from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
-from .engine.checkpoint import load_checkpoint
+from .engine.checkpoint import load_checkpoint, save_safetensors
 from .engine.inference import InferenceSettings, detect, evaluate_split
 from .engine.precision import resolve_precision
 from .engine.trainer import HEADLINE, ModelInfo, Trainer, seed_everything
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 BACKENDS = ("torch", "onnxruntime")  # what runs the network: PyTorch (a .pt), or ONNX Runtime (an exported .onnx)
-EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}
+EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript", "safetensors": ".safetensors"}
 
 
 @dataclass
@@ -356,7 +356,9 @@ class CenterNet:
         ``format``: 'onnx' (opset ``opset``, checked with onnx.checker, class names, category ids, input
         size, K and the layouts in its metadata; ``CenterNet("model.onnx")`` runs it in onnxruntime) or
         'torchscript' (``torch.jit.load`` reads it; the metadata is its extra file ``centernet.json``).
-        ``out``: default the weights' path (or the model name) with suffix .onnx / .torchscript.
+        'safetensors': the weights only (the model's state dict, no decode), with the metadata as strings in
+        its header, for loading into this package's model or another framework.
+        ``out``: default the weights' path (or the model name) with suffix .onnx / .torchscript / .safetensors.
         """
         self._require_model()
         self._require_torch("export")
@@ -373,9 +375,13 @@ class CenterNet:
             input_size=size, max_detections=max_detections, size_divisor=divisor, mean=list(self.mean),
             std=list(self.std), pad_style=self.test_padding, task=self.task.name,
         )
-        module = export_module(self.model, self.mean, self.std, max_detections)
         source = getattr(self, "weights_path", None) or Path(self.model_name)
         path = Path(out) if out is not None else source.with_suffix(EXPORT_SUFFIXES[format])
+        if format == "safetensors":
+            state = {k: v.detach().float() if v.is_floating_point() else v for k, v in self.model.state_dict().items()}
+            save_safetensors(state, path, metadata.to_props())
+            return path
+        module = export_module(self.model, self.mean, self.std, max_detections)
         if format == "onnx":
             return export_onnx(module, path, metadata, opset)
         return export_torchscript(module, path, metadata)

@@ -143,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class names, ids and mean/std (default: 80 classes = coco, 20 = pascal)")
     p.add_argument("--names", default=None, help="comma-separated class names, for other class counts")
 
-    p = sub.add_parser("export", help="write ONNX or TorchScript with normalisation and decode inside (no NMS)")
+    p = sub.add_parser("export", help="write ONNX or TorchScript with normalisation and decode inside (no NMS), or safetensors weights")
     p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt)")
-    p.add_argument("--format", default="onnx", help="onnx or torchscript")
+    p.add_argument("--format", default="onnx", help="onnx, torchscript, or safetensors (the weights and metadata only)")
     p.add_argument("--out", default=None, help="output file (default: next to the weights, .onnx / .torchscript)")
     p.add_argument("--input-size", type=int, default=None,
                    help="side traced at and letterboxed to by default (default: the training input size); H, W stay dynamic")

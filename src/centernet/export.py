@@ -42,7 +42,7 @@ from .decode import boxes_at_peaks, heatmap_peaks
 from .errors import CenterNetError
 from .models.centernet import OUTPUT_STRIDE
 
-EXPORT_FORMATS = ("onnx", "torchscript")
+EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")  # safetensors: the weights only, with the metadata
 OUTPUT_LAYOUT = ("x1", "y1", "x2", "y2", "score", "class")
 INPUT_LAYOUT = "(B, 3, H, W) float32 RGB in [0, 255], H and W multiples of size_divisor, black padding"
 EXPORT_VERSION = "1"          # written as metadata 'centernet_export'; its presence marks our files

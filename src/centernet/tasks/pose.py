@@ -1,0 +1,136 @@
+"""Multi-person pose ("human pose" in the paper): a person detector whose centres also regress joints.
+
+Heads (the original's names in brackets): heatmap (C) [hm], size (2) [wh], offset (2) [reg],
+joint_offset (2J) [hps], joint_heatmap (J) [hm_hp], joint_subpixel (2) [hp_offset].
+
+Shapes: B batch, C person classes, J joints, h, w output size, M max persons, K detections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from ..decode import transform_boxes
+from ..decode_pose import JointSnapSettings, decode_poses, flip_merge_pose, flip_permutation, transform_points
+from ..losses import focal_loss_from_logits, gather_at_index, masked_l1_loss
+from ..targets.pose import PoseTargetEncoder
+
+# COCO person_keypoints' left/right joint pairs (eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
+COCO_PERSON_FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple((j, j + 1) for j in range(1, 17, 2))
+
+
+@dataclass
+class PoseLossWeights:
+    """The original's hm, wh, off, hp, hm_hp weights (its off weight also scales hp_offset)."""
+
+    heatmap: float = 1.0
+    size: float = 0.1
+    offset: float = 1.0
+    joint_offset: float = 1.0
+    joint_heatmap: float = 1.0
+    joint_subpixel: float = 1.0
+
+
+@dataclass
+class PoseTask:
+    """Everything pose-specific, so the model and trainer stay generic."""
+
+    num_joints: int
+    num_classes: int = 1
+    flip_idx: Sequence[int] | Sequence[Sequence[int]] | None = None  # left/right pairs or a permutation of 0..J-1
+    max_objects: int = 32
+    min_overlap: float = 0.7
+    exact_radius: bool = False
+    weights: PoseLossWeights = field(default_factory=PoseLossWeights)
+    snap: JointSnapSettings = field(default_factory=JointSnapSettings)
+    name: str = "pose"
+
+    def __post_init__(self) -> None:
+        if self.num_joints < 1:
+            raise ValueError(f"PoseTask: num_joints={self.num_joints}; expected >= 1")
+        flip_permutation(self.flip_idx, self.num_joints)  # fails early on a bad flip_idx
+
+    def heads(self) -> dict[str, int]:
+        return {
+            "heatmap": self.num_classes,
+            "size": 2,
+            "offset": 2,
+            "joint_offset": 2 * self.num_joints,
+            "joint_heatmap": self.num_joints,
+            "joint_subpixel": 2,
+        }
+
+    def encoder(self) -> PoseTargetEncoder:
+        return PoseTargetEncoder(
+            self.num_joints, self.num_classes, self.max_objects, self.min_overlap, self.exact_radius
+        )
+
+    def loss(
+        self, outputs: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]], targets: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Total ``loss`` and each weighted part by name.
+
+        Focal loss on both heatmaps (negatives inside ignore regions carry no loss in either),
+        masked L1 on the rest. ``outputs`` may be a list with one dict per stack (Hourglass's
+        intermediate supervision): every part is then the mean over the stacks.
+        """
+        if isinstance(outputs, (list, tuple)):
+            per_stack = [self.loss(stack, targets) for stack in outputs]
+            return {name: sum(p[name] for p in per_stack) / len(per_stack) for name in per_stack[0]}
+        ignore = targets.get("ignore")
+        heatmap = focal_loss_from_logits(outputs["heatmap"], targets["heatmap"], ignore)
+        size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
+        offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
+        joint_offset = coordinate_masked_l1_loss(
+            outputs["joint_offset"], targets["index"], targets["joint_offset_mask"], targets["joint_offset"]
+        )
+        joint_heatmap = focal_loss_from_logits(outputs["joint_heatmap"], targets["joint_heatmap"], ignore)
+        joint_subpixel = masked_l1_loss(
+            outputs["joint_subpixel"], targets["joint_index"], targets["joint_mask"], targets["joint_subpixel"]
+        )
+        parts = {
+            "heatmap_loss": self.weights.heatmap * heatmap,
+            "size_loss": self.weights.size * size,
+            "offset_loss": self.weights.offset * offset,
+            "joint_offset_loss": self.weights.joint_offset * joint_offset,
+            "joint_heatmap_loss": self.weights.joint_heatmap * joint_heatmap,
+            "joint_subpixel_loss": self.weights.joint_subpixel * joint_subpixel,
+        }
+        return {"loss": sum(parts.values()), **parts}
+
+    def decode(
+        self, outputs: dict[str, torch.Tensor], to_original: torch.Tensor | None = None, k: int = 100
+    ) -> dict[str, torch.Tensor]:
+        """Top-K persons: boxes (B, K, 4), scores (B, K), labels (B, K), keypoints (B, K, J, 3) as (x, y, score).
+
+        Boxes and joint positions are in original pixels when ``to_original`` (B, 2, 3) is given.
+        """
+        dets = decode_poses(outputs, k, self.snap)
+        if to_original is not None:
+            dets["boxes"] = transform_boxes(dets["boxes"], to_original)
+            keypoints = dets["keypoints"]
+            xy = transform_points(keypoints[..., :2], to_original)  # (B, K, J, 2)
+            dets["keypoints"] = torch.cat([xy, keypoints[..., 2:]], dim=-1)
+        return dets
+
+    def flip_merge(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Merge a model's outputs on ``flip_images(x)`` into outputs for ``x`` (see ``flip_merge_pose``)."""
+        return flip_merge_pose(outputs, self.flip_idx)
+
+
+def coordinate_masked_l1_loss(
+    prediction: torch.Tensor,  # (B, D, h, w) regression map
+    index: torch.Tensor,       # (B, M) flat centre positions
+    mask: torch.Tensor,        # (B, M, D) 1 for every coordinate that has a target
+    target: torch.Tensor,      # (B, M, D)
+) -> torch.Tensor:
+    """L1 at the centres, with a mask per coordinate, averaged over the masked coordinates.
+
+    As the original's RegWeightedL1Loss (for joints: a person's unlabelled joints carry no loss).
+    """
+    pred = gather_at_index(prediction.float(), index)  # (B, M, D)
+    m = mask.float()
+    return (torch.abs(pred - target.float()) * m).sum() / (m.sum() + 1e-4)

@@ -1,6 +1,6 @@
 """Data loading speed against the training step, on BCCD (640x480 JPEGs) at the BCCD recipe's input size.
 
-    python bench/loader.py [--data ../shared/data/bccd] [--input-size 384] [--batch-size 8]
+    python bench/loader.py [--data ../shared/data/bccd] [--input-size 384] [--batch-size 8] [--quick]
 
 Prints samples/s of the loader alone (decode + affine warp + colour jitter + target encoding +
 normalisation) for 0, 1 and 2 worker processes, with and without the decoded-image cache,
@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--input-size", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="3 batches per row, 2 step repeats: proves the script runs")
     args = parser.parse_args()
+    batches, repeats = (3, 2) if args.quick else (20, 5)
     split = load_split(args.data, "train")
     task = DetectionTask(split.num_classes)
     print(machine_header())
@@ -60,8 +62,8 @@ def main() -> None:
         if cache:
             ds.fill_cache(progress=False)
         for workers in (0, 1, 2):
-            print(f"| {workers} | {'yes' if cache else 'no'} | {loader_rate(ds, args.batch_size, workers):.0f} |", flush=True)
-    median, low, high = time_it(step_fn(args.input_size, args.batch_size, "bf16"), repeats=5)
+            print(f"| {workers} | {'yes' if cache else 'no'} | {loader_rate(ds, args.batch_size, workers, batches):.0f} |", flush=True)
+    median, low, high = time_it(step_fn(args.input_size, args.batch_size, "bf16"), repeats=repeats)
     print(f"\ntraining step alone (bf16, batch {args.batch_size}, {args.input_size}): {median:.3f} s "
           f"({low:.3f}-{high:.3f}) = {args.batch_size / median:.1f} samples/s")
 

@@ -1,6 +1,6 @@
 """Parameters and GFLOPs of every registered model at 512 x 512 (80 COCO classes).
 
-    python bench/model_size.py            # markdown table for BENCHMARKS.md
+    python bench/model_size.py [--quick]  # markdown table for BENCHMARKS.md (--quick: two models)
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one eval-mode forward
 pass (batch 1): convolutions, transposed convolutions and matrix products, 2 FLOPs per
@@ -9,6 +9,8 @@ conv of its size) plus its offset/mask conv; its bilinear sampling is not counte
 """
 
 from __future__ import annotations
+
+import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -27,9 +29,12 @@ def measure(name: str, size: int = 512, num_classes: int = 80) -> tuple[float, f
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="two models only: proves the script runs")
+    args = parser.parse_args()
     print("| model | parameters (M) | GFLOPs at 512x512 |")
     print("|---|---|---|")
-    for name in list_models():
+    for name in ["dla34", "resnet18"] if args.quick else list_models():
         params, gflops = measure(name)
         print(f"| `{name}` | {params:.2f} | {gflops:.1f} |", flush=True)
 

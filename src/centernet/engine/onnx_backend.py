@@ -35,7 +35,11 @@ class OnnxRuntimeBackend:
             raise CenterNetError(f"ONNX file {str(path)!r} does not exist")
         self.path = path
         try:
-            self.session = ort.InferenceSession(str(path), providers=_providers(ort, device))
+            options = ort.SessionOptions()
+            # Idle onnxruntime threads otherwise keep spinning after each run and slow the torch
+            # post-processing that follows by 100x or more on a small CPU (measured: bench/inference.py).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=_providers(ort, device))
         except CenterNetError:
             raise
         except Exception as e:  # onnxruntime raises its own types for a broken or foreign file

@@ -1,26 +1,20 @@
 """``centernet check``: count a dataset's contents and list its problems.
 
 The readers already report label problems (see ``samples.PROBLEM_KINDS``) without
-decoding images; :func:`check_split` adds the image checks (decodable, not truncated,
-decoded size equal to the declared one), which need a full decode per image.
+decoding images; :func:`check_split` adds the image checks (readable, not truncated, within
+the pixel limit, decodable, displayed size equal to the declared one), which need a full
+decode per image.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-import cv2
 
 from ..progress import progress_bar
+from .images import ImageFileError, read_image_header, read_image_rgb
 from .samples import PROBLEM_KINDS, DatasetProblem, DatasetSplit, DetectionSample
 
-JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_IEND = b"IEND\xaeB`\x82"  # chunk type + its CRC: the last 8 bytes of a complete PNG
-PADDING = b"\x00 \t\r\n"  # trailing bytes some writers append after the end marker
-TAIL_BYTES = 4096  # read from the end of a file to find its end marker
 EXAMPLES_PER_KIND = 10
 
 
@@ -51,8 +45,13 @@ class DatasetReport:
         return Counter(p.kind for p in self.problems)
 
 
-def check_split(split: DatasetSplit, verify_images: bool = True, progress: bool = True) -> DatasetReport:
-    """Count ``split``'s images, boxes, classes and sizes; with ``verify_images`` decode every image too."""
+def check_split(
+    split: DatasetSplit, verify_images: bool = True, progress: bool = True, max_pixels: int | None = None
+) -> DatasetReport:
+    """Count ``split``'s images, boxes, classes and sizes; with ``verify_images`` decode every image too.
+
+    ``max_pixels``: the image size limit (default :func:`centernet.data.images.max_image_pixels`).
+    """
     counts = Counter(int(label) for s in split.samples for label in s.labels.tolist())
     kept = sum(counts.values())
     report = DatasetReport(
@@ -69,62 +68,35 @@ def check_split(split: DatasetSplit, verify_images: bool = True, progress: bool 
     )
     if verify_images:
         for sample in progress_bar(split.samples, desc="checking images", disable=not progress):
-            problem = check_image(sample)
+            problem = check_image(sample, max_pixels)
             if problem is not None:
                 report.problems.append(problem)
                 report.bad_images.add(str(sample.image_path))
     return report
 
 
-def check_image(sample: DetectionSample) -> DatasetProblem | None:
+def check_image(sample: DetectionSample, max_pixels: int | None = None) -> DatasetProblem | None:
     """The first thing wrong with the sample's image file, or None.
 
-    Order: empty or truncated (by the end marker, without decoding: a truncated JPEG
-    decodes to a grey-filled image with only a warning), then not decodable by cv2,
-    then decoded size different from the declared ``width`` x ``height``.
+    The image is read exactly as training and prediction read it
+    (:func:`centernet.data.images.read_image_rgb`: missing, empty, cut short, over the pixel
+    limit, not decodable), then its displayed size is compared with the declared
+    ``width`` x ``height``.
     """
-    path = sample.image_path
-    where = str(path)
+    where = str(sample.image_path)
     try:
-        head, tail = _head_and_tail(path)
-    except OSError as e:
-        return DatasetProblem(where, None, "unreadable_image", f"cannot open the file ({e.strerror or e})")
-    if not head:
-        return DatasetProblem(where, None, "unreadable_image", "empty file (0 bytes)")
-    truncated = _truncation(head, tail)
-    if truncated:
-        return DatasetProblem(where, None, "truncated_image", truncated)
-    image = cv2.imread(where, cv2.IMREAD_COLOR)
-    if image is None:
-        return DatasetProblem(where, None, "unreadable_image", "cv2 cannot decode it (not an image, or corrupt)")
+        image = read_image_rgb(sample.image_path, max_pixels)
+    except ImageFileError as e:
+        return DatasetProblem(where, None, e.kind, e.reason)
     height, width = image.shape[:2]
-    if (width, height) != (sample.width, sample.height):
-        return DatasetProblem(where, None, "size_mismatch",
-                              f"decoded {width}x{height}, annotations say {sample.width}x{sample.height}")
-    return None
-
-
-def _head_and_tail(path: Path) -> tuple[bytes, bytes]:
-    """The first 8 bytes and the last bytes of the file with trailing padding stripped (the whole file
-    is read when the padding is longer than ``TAIL_BYTES``)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        size = f.seek(0, 2)
-        f.seek(max(0, size - TAIL_BYTES))
-        tail = f.read().rstrip(PADDING)
-        if not tail and size > TAIL_BYTES:
-            f.seek(0)
-            tail = f.read().rstrip(PADDING)
-    return head, tail
-
-
-def _truncation(head: bytes, tail: bytes) -> str:
-    """Why a JPEG or PNG looks cut short (``""`` when it does not, or is another format)."""
-    if head.startswith(JPEG_SOI) and not tail.endswith(JPEG_EOI):
-        return "JPEG does not end with the EOI marker FF D9 (file cut short)"
-    if head.startswith(PNG_SIGNATURE) and not tail.endswith(PNG_IEND):
-        return "PNG does not end with the IEND chunk (file cut short)"
-    return ""
+    if (width, height) == (sample.width, sample.height):
+        return None
+    message = f"decoded {width}x{height}, annotations say {sample.width}x{sample.height}"
+    orientation = read_image_header(sample.image_path).orientation
+    if orientation >= 5 and (height, width) == (sample.width, sample.height):
+        message += (f" (its EXIF orientation {orientation} turns it by 90 degrees; were the boxes drawn on the "
+                    "unturned image?)")
+    return DatasetProblem(where, None, "size_mismatch", message)
 
 
 def summary_line(report: DatasetReport) -> str:

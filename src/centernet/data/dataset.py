@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -17,6 +16,7 @@ from torch.utils.data import Dataset
 from ..errors import CenterNetError
 from ..models.centernet import OUTPUT_STRIDE  # the model's stride is the one targets are drawn at
 from .augment import color_augment
+from .images import read_image_rgb  # the one image reader (training, evaluation, prediction)
 from .samples import DatasetSplit, DetectionSample
 from .transforms import (
     AugmentConfig,
@@ -54,14 +54,6 @@ class Normalize:
         """The normalised value of a black pixel, per channel (the padding colour)."""
         value = (torch.zeros(3) - torch.tensor(self.mean)) / torch.tensor(self.std)
         return tuple(float(v) for v in value)
-
-
-def read_image_rgb(path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; a missing or unreadable file raises CenterNetError naming it."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CenterNetError(f"cannot read image {str(path)!r} (missing, not an image, or corrupt)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 @dataclass

@@ -8,6 +8,7 @@ Readers never raise on bad data inside a dataset: they keep what is valid and ap
 from __future__ import annotations
 
 import math
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,10 @@ PROBLEM_KINDS: dict[str, str] = {
     "box_clipped": "box outside the image; clipped to it",
     "zero_area": "box has zero or negative area (after clipping); dropped",
     "unreadable_image": "image file cannot be decoded (empty, not an image, corrupt); image dropped",
-    "truncated_image": "image file is cut short (no JPEG EOI / PNG IEND at the end)",
-    "size_mismatch": "decoded image size differs from the declared width/height",
+    "truncated_image": "image file is cut short (no JPEG EOI after the image data / no PNG IEND); image dropped",
+    "image_too_large": "image has more pixels than the limit (CENTERNET_MAX_IMAGE_PIXELS, default 1e8); image dropped",
+    "size_mismatch": "decoded image size (EXIF orientation applied) differs from the declared width/height; "
+                     "image dropped",
 }
 
 # Kinds after which the reader drops the whole image (used to count listed images).
@@ -186,25 +189,36 @@ class SampleBuilder:
         )
 
 
+def path_kind(path: Path) -> str:
+    """``"file"``, ``"folder"``, ``"other"`` (a device, a pipe), or ``""`` when there is nothing or the system
+    refuses the name (too long, a NUL byte): never an exception, unlike ``Path.is_file``."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return ""
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
+def file_exists(path: Path) -> bool:
+    """Whether ``path`` is a regular file (see :func:`path_kind`)."""
+    return path_kind(path) == "file"
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` with its line breaks turned into spaces, cut to ``limit`` characters (for messages)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) as cv2.imread would decode it, from the file header; None when unreadable.
+    """(width, height) as displayed (EXIF orientation applied), from the header; None when unreadable.
 
-    Reads only the header (Pillow, lazily), honouring the JPEG EXIF orientation that
-    cv2 applies. Without Pillow it falls back to a full cv2 decode.
+    See :func:`centernet.data.images.read_image_header`, which also says why.
     """
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
-        import cv2
+    from .images import ImageFileError, read_image_header
 
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        return None if image is None else (image.shape[1], image.shape[0])
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-            orientation = im.getexif().get(0x0112, 1) if im.format == "JPEG" else 1
-    except Exception:  # noqa: BLE001 - any decoder error means "not readable"
+        header = read_image_header(path)
+    except ImageFileError:
         return None
-    if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: cv2 swaps the sides
-        width, height = height, width
-    return width, height
+    return header.width, header.height

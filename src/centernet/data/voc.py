@@ -16,6 +16,7 @@ reported as ``bad_xml`` and skipped, never expanded.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,8 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from ..errors import CenterNetError
-from .samples import DatasetProblem, DatasetSplit, SampleBuilder, image_size
+from .images import ImageFileError, read_image_header
+from .samples import DatasetProblem, DatasetSplit, SampleBuilder, file_exists, one_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -42,12 +44,13 @@ class VocObject:
 
 @dataclass
 class VocAnnotation:
-    """One parsed xml: declared image size (0 when absent), file name, objects."""
+    """One parsed xml: declared image size (0 when absent or unusable), file name, objects."""
 
     width: int
     height: int
     filename: str
     objects: list[VocObject] = field(default_factory=list)
+    size_error: str = ""  # why a <size> that is there cannot be used ("" when fine or absent)
 
 
 def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] | None = None) -> DatasetSplit:
@@ -59,12 +62,15 @@ def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] 
     """
     root = Path(root)
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-    if not split_file.is_file():
+    if not file_exists(split_file):
         have = ", ".join(splits_in(root)) or "none"
         raise CenterNetError(f"VOC folder {str(root)!r} has no split {split!r}: expected {str(split_file)!r} "
                              f"(splits found: {have})")
     parsed: dict[Path, VocAnnotation | str] = {}
     names = list(class_names) if class_names is not None else _names_in_folder(root / "Annotations", parsed)
+    if not names:
+        raise CenterNetError(f"VOC folder {str(root)!r}: no class names (no <object><name> in any readable xml "
+                             "under Annotations, and none given)")
     label_of = {name: i for i, name in enumerate(names)}
 
     problems: list[DatasetProblem] = []
@@ -99,37 +105,68 @@ def parse_voc_xml(path: Path) -> VocAnnotation | str:
         return f"forbidden xml construct ({type(e).__name__}: {e}); file skipped"
     except SafeET.ParseError as e:
         return f"xml does not parse ({e}); file skipped"
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        return f"cannot read the file ({e}); file skipped"
+    except (OSError, UnicodeDecodeError, ValueError, LookupError) as e:  # LookupError: an unknown encoding
+        return f"cannot read the file ({one_line(str(e))}); file skipped"
     top = tree.getroot()
-    size = top.find("size")
-    width = _int_or_zero(size, "width") if size is not None else 0
-    height = _int_or_zero(size, "height") if size is not None else 0
+    width, height, size_error = _declared_size(top.find("size"))
     objects = [_parse_object(obj) for obj in top.findall("object")]
-    return VocAnnotation(width, height, (top.findtext("filename") or "").strip(), objects)
+    return VocAnnotation(width, height, (top.findtext("filename") or "").strip(), objects, size_error)
+
+
+def _declared_size(size: Element | None) -> tuple[int, int, str]:
+    """(width, height, "") from ``<size>``; (0, 0, why) when a field is not a positive number; (0, 0, "")
+    when there is no ``<size>`` (the image header gives it)."""
+    if size is None:
+        return 0, 0, ""
+    values = []
+    for tag in ("width", "height"):
+        text = (size.findtext(tag) or "").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if value == 0:  # some tools write 0 for "unknown"
+            return 0, 0, ""
+        if not (math.isfinite(value) and value >= 1):
+            return 0, 0, f"<size> <{tag}> is {one_line(text, 30)!r}, not a positive number"
+        values.append(int(value))
+    return values[0], values[1], ""
 
 
 def _parse_object(obj: Element) -> VocObject:
     """An ``<object>`` with its raw box; ``error`` says what is missing or not a number."""
     name = (obj.findtext("name") or "").strip()
-    difficult = (obj.findtext("difficult") or "0").strip() not in ("0", "")
+    difficult_text = (obj.findtext("difficult") or "").strip()
+    difficult = _flag(difficult_text)
     bndbox = obj.find("bndbox")
     if not name:
-        return VocObject(name, difficult, None, "object has no <name>")
+        return VocObject(name, bool(difficult), None, "object has no <name>")
+    if difficult is None:
+        return VocObject(name, False, None, f"<difficult> is {one_line(difficult_text, 30)!r}, not 0 or 1")
     if bndbox is None:
         return VocObject(name, difficult, None, "object has no <bndbox>")
+    texts = [(bndbox.findtext(k) or "").strip() for k in ("xmin", "ymin", "xmax", "ymax")]
     try:
-        xmin, ymin, xmax, ymax = (float((bndbox.findtext(k) or "").strip()) for k in ("xmin", "ymin", "xmax", "ymax"))
+        xmin, ymin, xmax, ymax = (float(t) for t in texts)
     except ValueError:
-        return VocObject(name, difficult, None, "<bndbox> needs numeric xmin, ymin, xmax, ymax")
+        shown = ", ".join(f"{k}={one_line(t, 20)!r}" for k, t in zip(("xmin", "ymin", "xmax", "ymax"), texts))
+        return VocObject(name, difficult, None, f"<bndbox> needs numeric xmin, ymin, xmax, ymax (got {shown})")
+    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+        return VocObject(name, difficult, None, "NaN or infinite coordinate in <bndbox>")
     return VocObject(name, difficult, (xmin, ymin, xmax, ymax))
 
 
-def _int_or_zero(parent: Element, tag: str) -> int:
+def _flag(text: str) -> bool | None:
+    """``<difficult>``: empty, 0 or false -> False; a non-zero number or true -> True; else None."""
+    if text.lower() in ("", "false", "no"):
+        return False
+    if text.lower() in ("true", "yes"):
+        return True
     try:
-        return int(float((parent.findtext(tag) or "0").strip()))
+        value = float(text)
     except ValueError:
-        return 0
+        return None
+    return None if math.isnan(value) else value != 0
 
 
 def _names_in_folder(annotations: Path, parsed: dict[Path, VocAnnotation | str]) -> list[str]:
@@ -147,8 +184,12 @@ def _names_in_folder(annotations: Path, parsed: dict[Path, VocAnnotation | str])
 
 def _split_ids(split_file: Path) -> list[tuple[int, str]]:
     """(1-based line, image id) per non-empty line; the first token of a line is the id."""
+    try:
+        lines = split_file.read_bytes().decode("utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CenterNetError(f"{split_file}: the split list is not readable UTF-8 text ({one_line(str(e))})") from None
     out = []
-    for number, text in enumerate(split_file.read_text().splitlines(), start=1):
+    for number, text in enumerate(lines, start=1):
         tokens = text.split()
         if tokens:
             out.append((number, tokens[0]))
@@ -166,7 +207,7 @@ def _read_image(
 ) -> tuple[Path, SampleBuilder] | None:
     """The image path and its filled builder, or None when the image is dropped (reported)."""
     xml_path = root / "Annotations" / f"{image_key}.xml"
-    if not xml_path.is_file():
+    if not file_exists(xml_path):
         problems.append(DatasetProblem(str(split_file), line, "missing_annotation",
                                        f"{image_key}: no {xml_path.name} in Annotations; dropped"))
         return None
@@ -180,13 +221,17 @@ def _read_image(
                                        f"{image_key}: no image in JPEGImages; dropped"))
         return None
     size = (annotation.width, annotation.height)
+    if annotation.size_error:
+        problems.append(DatasetProblem(str(xml_path), None, "malformed_label",
+                                       f"{annotation.size_error}; the image's own size is used"))
     if size[0] <= 0 or size[1] <= 0:
-        size = image_size(image_path) or (0, 0)
-        if size[0] <= 0:
-            problems.append(DatasetProblem(str(image_path), None, "unreadable_image",
-                                           f"no <size> in {xml_path.name} and the image header is unreadable; "
-                                           "dropped"))
+        try:
+            header = read_image_header(image_path)
+        except ImageFileError as e:
+            problems.append(DatasetProblem(str(image_path), None, e.kind,
+                                           f"no usable <size> in {xml_path.name} and {e.reason}; dropped"))
             return None
+        size = (header.width, header.height)
     builder = SampleBuilder(xml_path, size[0], size[1], problems)
     for index, obj in enumerate(annotation.objects, start=1):
         _add_object(builder, obj, index, label_of)
@@ -196,16 +241,16 @@ def _read_image(
 def _find_image(folder: Path, image_key: str, filename: str) -> Path | None:
     """``<id>.jpg`` (or another image suffix), else the xml's ``<filename>``, if it exists."""
     for suffix in IMAGE_SUFFIXES:
-        if (folder / f"{image_key}{suffix}").is_file():
+        if file_exists(folder / f"{image_key}{suffix}"):
             return folder / f"{image_key}{suffix}"
-    if filename and (folder / filename).is_file():
+    if filename and file_exists(folder / filename):
         return folder / filename
     return None
 
 
 def _add_object(builder: SampleBuilder, obj: VocObject, index: int, label_of: dict[str, int]) -> None:
     """Add one object: difficult -> ignore region; unknown names, bad and degenerate boxes reported."""
-    what = f"object {index} ({obj.name or '?'})"
+    what = f"object {index} ({one_line(obj.name, 40) or '?'})"
     if obj.box is None:
         builder.problem("malformed_label", f"{what}: {obj.error}; skipped")
         return

@@ -22,9 +22,11 @@ from typing import Any
 import yaml
 
 from ..errors import CenterNetError
-from .samples import DatasetProblem, DatasetSplit, DetectionSample, SampleBuilder, image_size
+from .images import ImageFileError, read_image_header
+from .samples import DatasetProblem, DatasetSplit, DetectionSample, SampleBuilder, file_exists, one_line, path_kind
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+MAX_CLASSES = 100_000  # an 'nc' above this is a typo, not a class count
 NON_SPLIT_KEYS = frozenset({"path", "names", "nc", "download", "yaml_file", "kpt_shape", "flip_idx", "channels"})
 
 
@@ -45,11 +47,12 @@ def read_yolo(yaml_path: str | Path, split: str = "train") -> DatasetSplit:
     image_paths = _split_images(yaml_path, config, root, split, problems)
     samples, dropped = [], 0
     for path in image_paths:
-        size = image_size(path)
-        if size is None:
-            problems.append(DatasetProblem(str(path), None, "unreadable_image",
-                                           "cannot read the image header (empty, not an image, or corrupt); dropped"))
+        try:
+            header = read_image_header(path)  # the displayed size: normalised coordinates are relative to it
+        except ImageFileError as e:
+            problems.append(DatasetProblem(str(path), None, e.kind, f"{e.reason}; dropped"))
             continue
+        size = (header.width, header.height)
         sample, n_dropped = _read_sample(path, len(samples) + 1, size, label_of, problems)
         if sample is not None:
             samples.append(sample)
@@ -60,12 +63,15 @@ def read_yolo(yaml_path: str | Path, split: str = "train") -> DatasetSplit:
 
 def load_yaml(yaml_path: Path) -> dict[str, Any]:
     """The yaml as a dict; CenterNetError when missing or not a mapping."""
-    if not yaml_path.is_file():
+    if not file_exists(yaml_path):
         raise CenterNetError(f"dataset yaml {str(yaml_path)!r} does not exist")
     try:
-        config = yaml.safe_load(yaml_path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise CenterNetError(f"{yaml_path}: not valid yaml ({str(e).splitlines()[0]})") from None
+        config = yaml.safe_load(yaml_path.read_bytes())
+    except OSError as e:
+        raise CenterNetError(f"{yaml_path}: cannot read the file ({e.strerror or e})") from None
+    except Exception as e:  # noqa: BLE001 - YAMLError, bad UTF-8, a date like 2020-13-45, deep nesting: not valid yaml
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CenterNetError(f"{yaml_path}: not valid yaml ({one_line(reason)})") from None
     if not isinstance(config, dict):
         raise CenterNetError(f"{yaml_path}: expected a mapping with 'path', 'train', 'val' and 'names'")
     return config
@@ -75,23 +81,41 @@ def dataset_root(yaml_path: Path, config: dict[str, Any]) -> Path:
     """``path`` resolved against the yaml's folder (absolute paths kept); the yaml's folder by default."""
     base = yaml_path.resolve().parent
     value = config.get("path")
-    return base if not value else base / Path(str(value)).expanduser()
+    return base if not value else base / _expand_user(str(value))
 
 
 def class_list(yaml_path: Path, config: dict[str, Any]) -> tuple[list[int], list[str]]:
     """(class indices, names) in index order, from ``names`` (list or dict) or, lacking it, ``nc``."""
     names = config.get("names")
-    if isinstance(names, list):
+    if isinstance(names, list) and names:
         return list(range(len(names))), [str(n) for n in names]
-    if isinstance(names, dict):
-        try:
-            pairs = sorted((int(k), str(v)) for k, v in names.items())
-        except (TypeError, ValueError):
-            raise CenterNetError(f"{yaml_path}: 'names' keys must be class indices (integers)") from None
+    if isinstance(names, dict) and names:
+        indices = [_class_index(k) for k in names]
+        if None in indices:
+            raise CenterNetError(f"{yaml_path}: 'names' keys must be class indices (integers >= 0)")
+        if len(set(indices)) < len(indices):
+            raise CenterNetError(f"{yaml_path}: a class index is listed twice in 'names'")
+        pairs = sorted(zip(indices, (str(v) for v in names.values())))
         return [k for k, _ in pairs], [v for _, v in pairs]
-    if names is None and isinstance(config.get("nc"), int) and config["nc"] > 0:
-        return list(range(config["nc"])), [str(i) for i in range(config["nc"])]
-    raise CenterNetError(f"{yaml_path}: 'names' must be a list or an {{index: name}} mapping of the classes")
+    nc = config.get("nc")
+    if names is None and isinstance(nc, int) and not isinstance(nc, bool) and 0 < nc <= MAX_CLASSES:
+        return list(range(nc)), [str(i) for i in range(nc)]
+    raise CenterNetError(f"{yaml_path}: 'names' must be a non-empty list or {{index: name}} mapping of the classes")
+
+
+def _class_index(key: object) -> int | None:
+    """A ``names`` key as a class index: an int >= 0 or a string of digits (yaml ``"0":``); else None."""
+    if isinstance(key, str) and key.strip().isascii() and key.strip().isdigit():
+        key = int(key)
+    return key if isinstance(key, int) and not isinstance(key, bool) and key >= 0 else None
+
+
+def _expand_user(text: str) -> Path:
+    """``Path(text)`` with a leading ``~`` expanded, left as written when that user has no home."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
 
 
 def splits_in(config: dict[str, Any]) -> list[str]:
@@ -122,9 +146,10 @@ def _split_images(
     seen: set[str] = set()
     for entry in entries:
         source = _entry_path(root, str(entry))
-        if source.is_dir():
+        kind = path_kind(source)
+        if kind == "folder":
             listed = [(p, None, None) for p in _images_under(source)]
-        elif source.is_file() and source.suffix == ".txt":
+        elif kind == "file" and source.suffix == ".txt":
             listed = _images_in_list(source, root)
         else:
             raise CenterNetError(
@@ -135,7 +160,7 @@ def _split_images(
             where, at = (str(list_file), line) if list_file else (str(path), None)
             if key in seen:
                 problems.append(DatasetProblem(where, at, "duplicate_image", f"{path} listed again; dropped"))
-            elif not path.is_file():
+            elif not file_exists(path):
                 problems.append(DatasetProblem(where, at, "missing_image", f"{path} does not exist; dropped"))
             else:
                 images.append(path)
@@ -147,7 +172,7 @@ def _entry_path(root: Path, entry: str) -> Path:
     """A split entry resolved against the root; like ultralytics, a missing ``../x`` is retried as ``x``
     (Roboflow exports write ``../train/images`` beside a ``data.yaml`` in the dataset folder)."""
     path = root / entry
-    if not path.exists() and entry.startswith("../") and (root / entry[3:]).exists():
+    if not path_kind(path) and entry.startswith("../") and path_kind(root / entry[3:]):
         return root / entry[3:]
     return path
 
@@ -160,15 +185,19 @@ def _images_under(folder: Path) -> list[Path]:
 def _images_in_list(list_file: Path, root: Path) -> list[tuple[Path, Path, int]]:
     """(image path, list file, 1-based line) per non-empty line; relative paths are taken from the list's folder,
     else from the dataset root."""
+    try:
+        lines = list_file.read_bytes().decode("utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CenterNetError(f"{list_file}: the image list is not readable UTF-8 text ({one_line(str(e))})") from None
     out = []
-    for number, text in enumerate(list_file.read_text().splitlines(), start=1):
+    for number, text in enumerate(lines, start=1):
         text = text.strip()
         if not text:
             continue
-        path = Path(text).expanduser()
+        path = _expand_user(text)
         if not path.is_absolute():
             near = list_file.parent / path
-            path = near if near.exists() or not (root / path).exists() else root / path
+            path = near if path_kind(near) or not path_kind(root / path) else root / path
         out.append((path, list_file, number))
     return out
 
@@ -180,11 +209,12 @@ def _read_sample(
     width, height = size
     labels_file = label_path(image)
     builder = SampleBuilder(labels_file, width, height, problems)
-    if labels_file.is_file():
+    if file_exists(labels_file):
         try:
-            lines = labels_file.read_text().splitlines()
+            lines = labels_file.read_bytes().decode("utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            builder.problem("malformed_label", f"label file is not readable text ({e}); image {image.name} dropped")
+            builder.problem("malformed_label",
+                            f"label file is not readable UTF-8 text ({one_line(str(e))}); image {image.name!r} dropped")
             return None, 0
         for number, text in enumerate(lines, start=1):
             if text.strip():

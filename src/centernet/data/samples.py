@@ -71,6 +71,25 @@ class DetectionSample:
     boxes: np.ndarray = field(default_factory=_empty_boxes)          # (N, 4) float32 xyxy pixels
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))  # (N,) 0..C-1
     ignore_boxes: np.ndarray = field(default_factory=_empty_boxes)   # (G, 4) crowd / difficult regions
+    # Pose data only: (N, K, 3) per object, x y in image pixels and v (0 unlabelled, 1 occluded, 2 visible).
+    keypoints: np.ndarray | None = None
+    # 3D data only (KITTI): (N, 7) per object: h, w, l (metres), x, y, z (camera frame, metres, the bottom
+    # centre as KITTI writes it), rotation_y; ``calib`` (3, 4) the camera's P2 in original pixels;
+    # ``labels3d`` every label row of the image as read (DontCare, truncation, occlusion: what evaluation needs).
+    objects3d: np.ndarray | None = None
+    calib: np.ndarray | None = None
+    labels3d: list | None = field(default=None, repr=False)
+
+
+@dataclass
+class KeypointSpec:
+    """What a pose dataset says about its joints; K is whatever the data says."""
+
+    num_joints: int                                   # K
+    flip_idx: list[int]                               # permutation of 0..K-1: joint j's mirror image
+    names: list[str] = field(default_factory=list)    # K joint names ("" when the data has none)
+    skeleton: list[tuple[int, int]] = field(default_factory=list)  # 0-based joint pairs to draw
+    sigmas: list[float] | None = None                 # K OKS sigmas; None: COCO's when K = 17
 
 
 @dataclass
@@ -86,6 +105,8 @@ class DatasetSplit:
     source: str = ""  # where it was read from, for messages
     problems: list[DatasetProblem] = field(default_factory=list)  # what the reader skipped / clipped / dropped
     dropped_boxes: int = 0  # object boxes present in the files but not kept (unknown class, zero area)
+    keypoint_spec: KeypointSpec | None = None  # pose data: the joints
+    task: str = "detect"  # what the data can train: 'detect', 'pose' (has keypoints), '3d' (KITTI)
 
     @property
     def num_classes(self) -> int:
@@ -110,7 +131,16 @@ class DatasetSplit:
                             "iscrowd": crowd,
                         }
                     )
+                    if labels is not None and s.keypoints is not None:  # pose: the joints, for OKS
+                        joints = np.asarray(s.keypoints[j], np.float64).reshape(-1, 3)
+                        annotations[-1]["keypoints"] = [round(float(v), 2) for v in joints.reshape(-1)]
+                        annotations[-1]["num_keypoints"] = int((joints[:, 2] > 0).sum())
         categories = [{"id": i, "name": n} for i, n in zip(self.category_ids, self.class_names)]
+        if self.keypoint_spec is not None:
+            spec = self.keypoint_spec
+            for category in categories:
+                category["keypoints"] = list(spec.names) or [f"joint{j}" for j in range(spec.num_joints)]
+                category["skeleton"] = [[a + 1, b + 1] for a, b in spec.skeleton]  # COCO's are 1-based
         return {"info": {}, "images": images, "annotations": annotations, "categories": categories}
 
 

@@ -73,8 +73,8 @@ class DetectionSample:
     ignore_boxes: np.ndarray = field(default_factory=_empty_boxes)   # (G, 4) crowd / difficult regions
     # Pose data only: (N, K, 3) per object, x y in image pixels and v (0 unlabelled, 1 occluded, 2 visible).
     keypoints: np.ndarray | None = None
-    # 3D data only (KITTI): (N, 7) per object: h, w, l (metres), x, y, z (camera frame, metres, the bottom
-    # centre as KITTI writes it), rotation_y; ``calib`` (3, 4) the camera's P2 in original pixels;
+    # 3D data only (KITTI): (N, 8) per object: h, w, l (metres), x, y, z (camera frame, metres, the bottom
+    # centre as KITTI writes it), rotation_y, alpha (radians); ``calib`` (3, 4) the camera's P2 in original pixels;
     # ``labels3d`` every label row of the image as read (DontCare, truncation, occlusion: what evaluation needs).
     objects3d: np.ndarray | None = None
     calib: np.ndarray | None = None

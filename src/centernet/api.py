@@ -28,13 +28,15 @@ from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
 from .engine.checkpoint import load_checkpoint, save_safetensors
 from .engine.inference import InferenceSettings, detect, evaluate_split
 from .engine.precision import resolve_precision
-from .engine.trainer import HEADLINE, ModelInfo, Trainer, seed_everything
+from .engine.trainer import ModelInfo, Trainer, seed_everything, validation_line
 from .errors import CenterNetError
 from .eval.coco import format_per_class_table, metrics_to_jsonable
-from .export import EXPORT_FORMATS, ONNX_OPSET, ExportMetadata, export_module, export_onnx, export_torchscript
+from .export import (
+    EXPORT_FORMATS, ONNX_OPSET, ExportMetadata, export_module, export_onnx, export_torchscript, output_layout,
+)
 from .registry import create_model, list_models
-from .tasks import DetectionTask
-from .visualize import draw_boxes, heatmap_overlay, save_image
+from .tasks import TASKS, build_task, task_from_split
+from .visualize import draw_boxes, draw_keypoints, heatmap_overlay, save_image
 
 if TYPE_CHECKING:
     from .engine.onnx_backend import OnnxRuntimeBackend
@@ -51,6 +53,8 @@ class Detections:
     boxes (N, 4) float32, x1 y1 x2 y2 in original image pixels; scores (N,) float32 in
     [0, 1], descending; labels (N,) int64 in 0..C-1 (names in ``class_names``).
     ``heatmap`` (C, h, w) class probabilities at stride 4, when asked for.
+    Pose models: ``keypoints`` (N, K, 3) x, y in original pixels and a score per joint, ``skeleton`` the
+    joint pairs to draw.
     """
 
     boxes: np.ndarray
@@ -60,6 +64,8 @@ class Detections:
     image: np.ndarray = field(repr=False)        # (H, W, 3) uint8 RGB, the original
     path: Path | None = None
     heatmap: np.ndarray | None = field(default=None, repr=False)
+    keypoints: np.ndarray | None = None          # pose: (N, K, 3)
+    skeleton: list[tuple[int, int]] = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -69,7 +75,20 @@ class Detections:
         image = self.image
         if heatmap and self.heatmap is not None:
             image = heatmap_overlay(image, self.heatmap)
-        return draw_boxes(image, self.boxes, self.labels, self.scores, self.class_names, score_threshold=0.0)
+        image = draw_boxes(image, self.boxes, self.labels, self.scores, self.class_names, score_threshold=0.0)
+        if self.keypoints is not None:
+            image = draw_keypoints(image, self.keypoints, self.skeleton)
+        return image
+
+    def to_dict(self) -> dict:
+        """Plain lists and numbers (what ``centernet predict`` writes to JSON)."""
+        result = {
+            "boxes": np.round(self.boxes, 2).tolist(), "scores": np.round(self.scores, 4).tolist(),
+            "labels": self.labels.tolist(), "names": [self.class_names[int(i)] for i in self.labels],
+        }
+        if self.keypoints is not None:
+            result["keypoints"] = np.round(self.keypoints, 3).tolist()
+        return result
 
     def save(self, path: str | Path, heatmap: bool = False) -> Path:
         return save_image(path, self.plot(heatmap))
@@ -80,6 +99,8 @@ class CenterNet:
 
     Args:
         model: a registered architecture (see ``list_models()``) or a checkpoint path (``best.pt``).
+        task: what a new model learns: 'detect' (boxes, the default) or 'pose' (persons with keypoints;
+            the joints come from the training data). A checkpoint knows its task.
         num_classes: classes of a new model; by default taken from the training data.
         head_conv: channels of each head's hidden layer (default: the architecture's, 64 for ResNets, 256
             for DLA-34 and Hourglass-104).
@@ -93,6 +114,7 @@ class CenterNet:
     def __init__(
         self,
         model: str | Path = "resnet18",
+        task: str | None = None,
         num_classes: int | None = None,
         head_conv: int | None = None,
         pretrained: str | Path | None = None,
@@ -107,7 +129,11 @@ class CenterNet:
         self.input_size = 512
         self.mean, self.std = COCO_MEAN_RGB, COCO_STD_RGB
         self.test_padding = "corner"  # keep_resolution canvas style; converted original weights use "original"
+        self.keep_resolution = False  # the default of val / predict (True for models trained on a rectangular input)
         self.head_conv, self.pretrained = head_conv, pretrained
+        if task is not None and task not in TASKS:
+            raise CenterNetError(f"task={task!r} is not known; expected one of: {', '.join(TASKS)}")
+        self.task_name = task or "detect"
         if self.backend == "onnxruntime":
             self._load_onnx(model)
         elif _looks_like_weights(model):
@@ -117,6 +143,8 @@ class CenterNet:
                 raise CenterNetError(f"unknown model {str(model)!r}; expected one of: {', '.join(list_models())} or a .pt file")
             self.model_name = str(model)
             if num_classes is not None:
+                if self.task_name != "detect":
+                    raise CenterNetError(f"num_classes alone cannot build a {self.task_name!r} model; train it on data")
                 self._build(num_classes, [f"class{i}" for i in range(num_classes)], list(range(1, num_classes + 1)))
 
     # ----------------------------------------------------------------- build
@@ -125,8 +153,9 @@ class CenterNet:
         """A trained model from a checkpoint written by ``train``, or an ``.onnx`` written by :meth:`export`."""
         return cls(Path(weights), device=device, backend=backend)
 
-    def _build(self, num_classes: int, class_names: list[str], category_ids: list[int]) -> None:
-        self.task = DetectionTask(num_classes)
+    def _build(self, num_classes: int, class_names: list[str], category_ids: list[int], task=None) -> None:
+        self.task = task if task is not None else build_task(self.task_name, num_classes)
+        self.task_name = self.task.name
         options = {} if self.head_conv is None else {"head_conv": self.head_conv}
         self.model = create_model(self.model_name, heads=self.task.heads(), pretrained=self.pretrained, **options)
         self.head_conv = self.model.head_conv
@@ -138,7 +167,8 @@ class CenterNet:
         self.model_name = state["model_name"]
         self.head_conv = int(state.get("head_conv", 64))
         num_classes = int(state["heads"]["heatmap"])
-        self._build(num_classes, state["class_names"], state["category_ids"])
+        task = build_task(state.get("task", "detect"), num_classes, state.get("task_config"))
+        self._build(num_classes, state["class_names"], state["category_ids"], task)
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -146,6 +176,7 @@ class CenterNet:
         self.input_size = int(state.get("input_size", 512))
         self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
         self.test_padding = state.get("test_padding", "corner")
+        self.keep_resolution = bool(state.get("keep_resolution", False))
         self.checkpoint_metrics = state.get("metrics", {})
 
     def _load_onnx(self, path: str | Path) -> None:
@@ -156,7 +187,8 @@ class CenterNet:
         meta = network.metadata
         self.weights_path = Path(path)
         self.model_name = meta.model_name
-        self.task = DetectionTask(len(meta.class_names))
+        self.task = build_task(meta.task, len(meta.class_names), meta.task_config)
+        self.task_name = self.task.name
         self.model = network
         self.class_names, self.category_ids = list(meta.class_names), list(meta.category_ids)
         self.input_size = meta.input_size
@@ -187,18 +219,22 @@ class CenterNet:
         if resume:
             data, out, train_split, val_split, shapes_config, settings, resume_state = self._resume_run(settings)
         cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
-        train = _checked(load_split(data, train_split, shapes_config), data, progress)
-        val = _checked(load_split(data, val_split, shapes_config), data, progress) if val_split else None
+        task_name = self.task_name
+        train = _checked(load_split(data, train_split, shapes_config, task=task_name), data, progress)
+        val = _checked(load_split(data, val_split, shapes_config, task=task_name), data, progress) if val_split else None
         if not train.samples:
             raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no valid images")
         seed_everything(cfg.seed)
-        if self.model is None or self.task.num_classes != train.num_classes:
+        task = task_from_split(task_name, train)
+        if self.model is None or self.task.heads() != task.heads():
             if self.model is not None:
-                print(f"re-building the heads for {train.num_classes} classes (the model had {self.task.num_classes})")
-            self._build(train.num_classes, train.class_names, train.category_ids)
+                print(f"re-building the heads for {task.heads()} (the model had {self.task.heads()})")
+            self._build(train.num_classes, train.class_names, train.category_ids, task)
         else:
+            self.task = task
             self.class_names, self.category_ids = train.class_names, train.category_ids
         self.input_size = cfg.input_size
+        self.keep_resolution = bool(cfg.input_height)
         info = ModelInfo(self.model_name, self.head_conv, self.task.name, self.class_names, self.category_ids, self.mean, self.std)
         run = {
             "model": self.model_name, "data": str(data), "train_split": train_split, "val_split": val_split,
@@ -247,20 +283,20 @@ class CenterNet:
         workers: int = 0,
         progress: bool = True,
         shapes_config=None,
-        keep_resolution: bool = False,
+        keep_resolution: bool | None = None,
         flip: bool = False,
         scales: tuple[float, ...] | list[float] = (1.0,),
     ) -> dict:
         """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there.
 
         ``keep_resolution``: images are not resized, only padded to multiples of 32 (else letterboxed
-        into ``input_size``).
+        into ``input_size``); None: the model's default (True when trained on a rectangular input).
         ``flip``: test-time flip (the image and its mirror in one batch; heatmap and size averaged).
         ``scales``: test-time scales, e.g. (0.5, 0.75, 1, 1.25, 1.5); several are merged per class with
         Gaussian soft-NMS (sigma 0.5) and the top ``max_detections`` kept.
         """
         self._require_model()
-        split_data = _checked(load_split(data, split, shapes_config), data, progress)
+        split_data = _checked(load_split(data, split, shapes_config, task=self.task_name), data, progress)
         if split_data.class_names != self.class_names:
             if split_data.num_classes != len(self.class_names):
                 raise CenterNetError(
@@ -270,7 +306,8 @@ class CenterNet:
         metrics, results = evaluate_split(
             self.model, self.task, split_data, settings, Normalize(self.mean, self.std), batch_size, workers, progress
         )
-        summary = {k: metrics[k] for k in HEADLINE} | {"per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
+        summary = {k: metrics[k] for k in self.task.headline}
+        summary |= {"per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
         if out is not None:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)
@@ -280,8 +317,7 @@ class CenterNet:
 
     @staticmethod
     def format_metrics(metrics: dict) -> str:
-        head = "  ".join(f"{k} {metrics[k]:.3f}" for k in HEADLINE if k in metrics)
-        return head + "\n" + format_per_class_table(metrics["per_class"], metrics["per_class50"])
+        return validation_line(metrics) + "\n" + format_per_class_table(metrics["per_class"], metrics["per_class50"])
 
     # --------------------------------------------------------------- predict
     @torch.no_grad()
@@ -294,7 +330,7 @@ class CenterNet:
         heatmap: bool = False,
         precision: str = "auto",
         batch_size: int = 8,
-        keep_resolution: bool = False,
+        keep_resolution: bool | None = None,
         flip: bool = False,
         scales: tuple[float, ...] | list[float] = (1.0,),
     ) -> list[Detections]:
@@ -323,6 +359,7 @@ class CenterNet:
             boxes = dets["boxes"].cpu()
             for b, (item, image) in enumerate(zip(chunk, images)):
                 keep = dets["scores"][b].cpu() >= conf
+                keypoints = dets["keypoints"][b].cpu()[keep].numpy() if "keypoints" in dets else None
                 results.append(
                     Detections(
                         boxes=boxes[b][keep].numpy(),
@@ -332,6 +369,8 @@ class CenterNet:
                         image=image,
                         path=item if isinstance(item, Path) else None,
                         heatmap=torch.sigmoid(outputs["heatmap"][b]).cpu().numpy() if heatmap else None,
+                        keypoints=keypoints,
+                        skeleton=[tuple(pair) for pair in getattr(self.task, "skeleton", ())],
                     )
                 )
         return results
@@ -373,7 +412,8 @@ class CenterNet:
         metadata = ExportMetadata(
             model_name=self.model_name, class_names=list(self.class_names), category_ids=[int(i) for i in self.category_ids],
             input_size=size, max_detections=max_detections, size_divisor=divisor, mean=list(self.mean),
-            std=list(self.std), pad_style=self.test_padding, task=self.task.name,
+            std=list(self.std), pad_style=self.test_padding, task=self.task.name, task_config=self.task.config(),
+            output_layout=output_layout(self.task.name, getattr(self.task, "num_joints", 0)),
         )
         source = getattr(self, "weights_path", None) or Path(self.model_name)
         path = Path(out) if out is not None else source.with_suffix(EXPORT_SUFFIXES[format])
@@ -381,16 +421,18 @@ class CenterNet:
             state = {k: v.detach().float() if v.is_floating_point() else v for k, v in self.model.state_dict().items()}
             save_safetensors(state, path, metadata.to_props())
             return path
-        module = export_module(self.model, self.mean, self.std, max_detections)
+        module = export_module(self.model, self.mean, self.std, max_detections, self.task)
         if format == "onnx":
             return export_onnx(module, path, metadata, opset)
         return export_torchscript(module, path, metadata)
 
     # --------------------------------------------------------------- helpers
     def _settings(
-        self, input_size: int | None, precision: str, keep_resolution: bool = False, flip: bool = False,
+        self, input_size: int | None, precision: str, keep_resolution: bool | None = None, flip: bool = False,
         scales: tuple[float, ...] | list[float] = (1.0,), max_detections: int = 100,
     ) -> InferenceSettings:
+        if keep_resolution is None:  # the model's default: True when trained on a rectangular input
+            keep_resolution = self.keep_resolution
         size = input_size or self.input_size
         if size % 32 or size < 32:
             raise CenterNetError(f"input_size={size} is out of range; expected a multiple of 32")

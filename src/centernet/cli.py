@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .errors import CenterNetError
+from .tasks import TASKS as TASK_CHOICES
 
 # The demo: a shapes set and a schedule sized to finish within 10 minutes on 2 CPU cores, set-up included.
 # The schedule follows the clock (time_limit), so a faster machine simply trains more steps.
@@ -36,12 +37,16 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="shapes",
                    help="dataset: a YOLO data.yaml or folder, a VOC folder, a COCO folder or .json, or 'shapes' (built-in)")
     p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
+    p.add_argument("--task", choices=TASK_CHOICES, default=None,
+                   help="detect (boxes, default), pose (persons + keypoints from the data's joints)")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 70)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
+    p.add_argument("--input-height", type=int, default=0,
+                   help="a rectangular input --input-size wide and this high (wide images such as KITTI); 0: square")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -75,7 +80,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def _train_settings(args) -> dict:
     return dict(
-        epochs=70 if args.epochs is None else args.epochs, batch_size=args.batch_size, input_size=args.input_size, optimizer=args.optimizer,
+        epochs=70 if args.epochs is None else args.epochs, batch_size=args.batch_size, input_size=args.input_size,
+        input_height=args.input_height, optimizer=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
         val_interval=args.val_interval, workers=args.workers, precision=args.precision,
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
@@ -114,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
-    p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
+    p.add_argument("--keep-resolution", action="store_true", default=None,
+                   help="no resize: pad each image to multiples of 32 (default for models trained with --input-height)")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--scales", type=_scales, default=(1.0,),
                    help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
@@ -129,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--heatmap", action="store_true", help="also save the heatmap overlaid on each image (JET)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
-    p.add_argument("--keep-resolution", action="store_true", help="no resize: pad each image to multiples of 32")
+    p.add_argument("--keep-resolution", action="store_true", default=None,
+                   help="no resize: pad each image to multiples of 32 (default for models trained with --input-height)")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--scales", type=_scales, default=(1.0,),
                    help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
@@ -194,7 +202,7 @@ def cmd_train(args) -> int:
         metrics = model.train(resume=True, workers=args.workers, progress=_is_main_process(), **overrides)
         _print_final(metrics, weights.parent)
         return 0
-    model = CenterNet(args.model, head_conv=args.head_conv, pretrained=args.pretrained, device=args.device)
+    model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained, device=args.device)
     val_split = None if args.val_split.lower() == "none" else args.val_split
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
                           progress=_is_main_process(), **_train_settings(args))
@@ -240,10 +248,12 @@ def cmd_export(args) -> int:
 
     model = CenterNet.load(args.weights)
     path = model.export(args.format, out=args.out, input_size=args.input_size, max_detections=args.max_detections)
-    print(
-        f"wrote {path}: (B, 3, H, W) float32 RGB in [0, 255] -> (B, {args.max_detections}, 6) "
-        "[x1, y1, x2, y2, score, class] in input pixels"
-    )
+    from .export import output_layout
+
+    columns = output_layout(model.task.name, getattr(model.task, "num_joints", 0)).split(",")
+    shown = ", ".join(columns[:6]) + (f", then {getattr(model.task, 'num_joints', 0)} x (kx, ky, ks)" if len(columns) > 6 else "")
+    print(f"wrote {path}: (B, 3, H, W) float32 RGB in [0, 255] -> (B, {args.max_detections}, {len(columns)}) "
+          f"[{shown}] in input pixels")
     return 0
 
 
@@ -263,9 +273,12 @@ def cmd_predict(args) -> int:
         r.save(out / f"{name}.jpg")
         if args.heatmap:
             r.save(out / f"{name}_heatmap.jpg", heatmap=True)
-        for rec in coco_results_from_predictions(
+        boxes = coco_results_from_predictions(
             [{"boxes": r.boxes, "scores": r.scores, "labels": r.labels}], [i], model.category_ids
-        ):
+        )
+        for n, rec in enumerate(boxes):
+            if r.keypoints is not None:  # COCO keypoint results: [x, y, score] * J
+                rec["keypoints"] = [round(float(v), 2) for v in r.keypoints[n].reshape(-1)]
             records.append({**rec, "file_name": str(r.path) if r.path else name})
         print(f"{r.path or name}: {len(r)} objects")
     (out / "predictions.json").write_text(json.dumps(records))

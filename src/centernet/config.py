@@ -22,7 +22,9 @@ class TrainConfig:
     ema: bool = True                 # validate and save an exponential moving average of the weights
     ema_decay: float = 0.9998        # its final decay per step
     ema_tau: float = 2000.0          # steps over which the decay ramps up (short runs: ~ total steps / 10)
-    input_size: int = 512            # square training input, a multiple of 32
+    input_size: int = 512            # square training input, a multiple of 32 (its width when input_height is set)
+    input_height: int = 0            # > 0: a rectangular input_size x input_height (wide images, KITTI); then
+                                     # validation and prediction default to the image's own resolution
     augment_mode: str = "crop"       # 'crop': scale {0.6, ..., 1.3} x max(h, w), random centre (the original's default);
                                      # 'shift_scale': normal shift + scale (its not_rand_crop); 'none': letterbox
     aug_shift: float = 0.1           # 'shift_scale': centre shift std, a fraction of max(h, w) (clipped at 2x)
@@ -59,6 +61,8 @@ class TrainConfig:
         _check(self.ema_tau > 0, "ema_tau", self.ema_tau, "> 0")
         _check(self.warmup_iters >= 0, "warmup_iters", self.warmup_iters, ">= 0")
         _check(self.input_size >= 32 and self.input_size % 32 == 0, "input_size", self.input_size, "a multiple of 32")
+        _check(self.input_height == 0 or (self.input_height >= 32 and self.input_height % 32 == 0), "input_height",
+               self.input_height, "0 (square) or a multiple of 32")
         _check(0 <= self.flip <= 1, "flip", self.flip, "a probability in [0, 1]")
         _check(
             self.augment_mode in ("crop", "shift_scale", "none"), "augment_mode", self.augment_mode,

@@ -4,6 +4,7 @@ The exported graph maps
 
     images      (B, 3, H, W) float32, RGB, pixel values in [0, 255] (not normalised)
     -> detections (B, K, 6) float32, rows [x1, y1, x2, y2, score, class], sorted by score
+       (pose: (B, K, 6 + 3J), each row followed by its J joints as x, y, score)
 
 with boxes in input pixels (the 3x3 max-pool peak, plus the offset, +- size / 2, times the
 output stride 4), score in [0, 1] and the class index 0..C-1 stored as a float. Every image
@@ -66,6 +67,7 @@ class ExportMetadata:
     std: list[float] = field(default_factory=list)
     pad_style: str = "corner"             # keep-resolution canvas of the checkpoint ('original' for converted ones)
     task: str = "detect"
+    task_config: dict = field(default_factory=dict)  # the task's settings (pose: joints, flip_idx, skeleton)
     output_layout: str = ",".join(OUTPUT_LAYOUT)
     input_layout: str = INPUT_LAYOUT
 
@@ -73,7 +75,7 @@ class ExportMetadata:
         """Every field as a string (lists as JSON), plus the format marker."""
         props = {"centernet_export": EXPORT_VERSION}
         for name, value in asdict(self).items():
-            props[name] = json.dumps(value) if isinstance(value, list) else str(value)
+            props[name] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
         return props
 
     @classmethod
@@ -90,7 +92,8 @@ class ExportMetadata:
                 if f.name not in props:
                     continue
                 text = props[f.name]
-                values[f.name] = json.loads(text) if f.type.startswith("list") else (int(text) if f.type == "int" else text)
+                structured = f.type.startswith(("list", "dict"))
+                values[f.name] = json.loads(text) if structured else (int(text) if f.type == "int" else text)
             return cls(**values)
         except (ValueError, TypeError) as e:
             raise CenterNetError(f"{source!r} has damaged centernet metadata: {e}") from None
@@ -128,10 +131,13 @@ class ExportModule(nn.Module):
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
         max_detections: int = 100,
+        task=None,
     ) -> None:
         super().__init__()
         if max_detections < 1:
             raise CenterNetError(f"max_detections={max_detections} is out of range; expected >= 1")
+        self.task_name = getattr(task, "name", "detect")
+        self.snap = getattr(task, "snap", None)  # pose: when a regressed joint moves onto a heatmap peak
         self.model = model.eval()
         self.max_detections = max_detections
         self.stride = getattr(model, "stride", OUTPUT_STRIDE)
@@ -141,17 +147,39 @@ class ExportModule(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images / 255 - self.mean) / self.std  # (B, 3, H, W), as Normalize on uint8 pixels
         outputs = self.model(x)
+        if self.task_name == "pose":
+            return self._pose_rows(outputs)
         scores, classes, pixel, xs, ys = topk_peaks_fixed(heatmap_peaks(outputs["heatmap"]), self.max_detections)
         boxes = boxes_at_peaks(outputs, pixel, xs, ys) * self.stride  # (B, K, 4) input pixels
         return torch.cat([boxes, scores.unsqueeze(-1), classes.unsqueeze(-1).float()], dim=-1)  # (B, K, 6)
 
 
-def export_module(model: nn.Module, mean, std, max_detections: int = 100) -> ExportModule:
+    def _pose_rows(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pose: (B, K, 6 + 3J) rows, the box row followed by J joints (x, y, score) in input pixels."""
+        from .decode_pose import decode_poses
+
+        dets = decode_poses(outputs, self.max_detections, self.snap)
+        b, k = dets["scores"].shape
+        joints = dets["keypoints"]  # (B, K, J, 3) output-map coordinates
+        joints = torch.cat([joints[..., :2] * self.stride, joints[..., 2:]], dim=-1).reshape(b, k, -1)
+        boxes = dets["boxes"] * self.stride
+        return torch.cat([boxes, dets["scores"].unsqueeze(-1), dets["labels"].unsqueeze(-1).float(), joints], dim=-1)
+
+
+def output_layout(task_name: str = "detect", num_joints: int = 0) -> str:
+    """The exported rows' columns, comma-separated (pose appends J (x, y, score) triples)."""
+    columns = list(OUTPUT_LAYOUT)
+    if task_name == "pose":
+        columns += [f"{axis}{j}" for j in range(num_joints) for axis in ("kx", "ky", "ks")]
+    return ",".join(columns)
+
+
+def export_module(model: nn.Module, mean, std, max_detections: int = 100, task=None) -> ExportModule:
     """An :class:`ExportModule` around a float32 CPU copy of ``model`` (the caller's model is left as it is)."""
     copied = copy.deepcopy(model).float().cpu().to(memory_format=torch.contiguous_format)
     for p in copied.parameters():
         p.requires_grad_(False)
-    return ExportModule(copied, mean, std, max_detections).eval()
+    return ExportModule(copied, mean, std, max_detections, task).eval()
 
 
 def example_input(input_size: int, batch: int = 2) -> torch.Tensor:
@@ -187,7 +215,8 @@ def export_onnx(module: ExportModule, path: str | Path, metadata: ExportMetadata
         for key, value in metadata.to_props().items():
             entry = graph.metadata_props.add()
             entry.key, entry.value = key, value
-        graph.doc_string = f"centernet {metadata.model_name}: {INPUT_LAYOUT} -> (B, K, 6) {metadata.output_layout}"
+        columns = len(metadata.output_layout.split(","))
+        graph.doc_string = f"centernet {metadata.model_name}: {INPUT_LAYOUT} -> (B, K, {columns}) {metadata.output_layout}"
         onnx.checker.check_model(graph, full_check=True)
         onnx.save(graph, str(Path(tmp) / "checked.onnx"))
         os.replace(Path(tmp) / "checked.onnx", path)

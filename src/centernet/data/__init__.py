@@ -1,7 +1,7 @@
 """Datasets: readers per format, the built-in synthetic set, transforms, the torch Dataset.
 
 Formats (detected from the path by :func:`detect_format`; all produce one
-:class:`DatasetSplit`): COCO json, YOLO txt with a ``data.yaml``, Pascal VOC xml.
+:class:`DatasetSplit`): COCO json, YOLO txt with a ``data.yaml``, Pascal VOC xml, KITTI object folders (3D).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import CenterNetError
 from .coco import read_coco
+from .kitti import kitti_folder, kitti_splits, read_kitti
 from .samples import IMAGE_DROP_KINDS, DatasetProblem, DatasetSplit, DetectionSample, problem_summary
 from .voc import read_voc
 from .yolo import read_yolo
@@ -25,6 +26,7 @@ __all__ = [
     "load_split",
     "problem_summary",
     "read_coco",
+    "read_kitti",
     "read_split",
     "read_voc",
     "read_yolo",
@@ -32,7 +34,8 @@ __all__ = [
 
 LAYOUTS = (
     "a YOLO data.yaml (or a folder holding one), a VOC folder (Annotations/, JPEGImages/, ImageSets/Main/), "
-    "a COCO folder (annotations/instances_<split>.json, images/<split>/), a COCO .json file, or 'shapes'"
+    "a COCO folder (annotations/instances_<split>.json, images/<split>/), a COCO .json file, "
+    "a KITTI folder (training/{image_2,label_2,calib}), or 'shapes'"
 )
 
 
@@ -41,7 +44,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CENTERNET_CACHE", Path.home() / ".cache" / "centernet"))
 
 
-def load_split(data: str | Path, split: str = "train", shapes_config=None) -> DatasetSplit:
+def load_split(data: str | Path, split: str = "train", shapes_config=None, task: str = "detect") -> DatasetSplit:
     """Read one split of a dataset, for training or evaluation.
 
     ``data`` is ``"shapes"`` (the built-in synthetic set, built on first use), a YOLO
@@ -49,38 +52,67 @@ def load_split(data: str | Path, split: str = "train", shapes_config=None) -> Da
     (``annotations/instances_<split>.json`` + ``images/<split>/``), or a COCO json file.
     Bad entries are skipped and listed in ``.problems``; a split left with no valid
     image raises :class:`CenterNetError`.
+
+    ``"shapes3d"`` is the built-in synthetic 3D set (KITTI format, ``shapes_config`` a ``Shapes3DConfig``); it and
+    KITTI folders (``training/{image_2,label_2,calib}``, splits from ``ImageSets/<split>.txt``) give 3D splits
+    (``task == "3d"`` on the result); ``task="3d"`` accepts nothing else.
+
+    ``task="pose"``: a COCO folder is read from ``annotations/person_keypoints_<split>.json``
+    (images in ``images/<split>/`` or, COCO's own layout, ``<split>/``), and data without
+    keypoints (a detection json, a YOLO set without ``kpt_shape``, VOC) is a CenterNetError.
+    ``task="detect"`` reads boxes only, keypoints ignored, except ``"shapes_pose"`` (the built-in
+    synthetic pose set, ``shapes_config`` a ``ShapesPoseConfig``), which always has its keypoints.
     """
-    result = read_split(data, split, shapes_config)
+    result = read_split(data, split, shapes_config, task)
     if not result.samples:
         raise CenterNetError(_no_images_message(result, split))
     return result
 
 
-def read_split(data: str | Path, split: str = "train", shapes_config=None) -> DatasetSplit:
+def read_split(data: str | Path, split: str = "train", shapes_config=None, task: str = "detect") -> DatasetSplit:
     """Like :func:`load_split` but a split with no valid image is returned (empty) rather than raised."""
+    if str(data) == "shapes3d" or task == "3d":
+        return _read_3d(data, split, shapes_config)
+    if task not in _COCO_PREFIX:
+        raise CenterNetError(f"task {task!r} is not one of {', '.join(_COCO_PREFIX)}, 3d")
+    if str(data) == "shapes_pose":
+        from .shapes_pose import ShapesPoseConfig, build_shapes_pose
+
+        root = build_shapes_pose(default_cache_dir() / "datasets", shapes_config or ShapesPoseConfig())
+        return _read_coco_folder(root, split, "pose")
+    if task == "pose" and str(data) == "shapes":
+        raise CenterNetError("dataset 'shapes' has no keypoints; the built-in pose set is 'shapes_pose'")
     if str(data) == "shapes":
         from .shapes import ShapesConfig, build_shapes
 
         root = build_shapes(default_cache_dir() / "datasets", shapes_config or ShapesConfig())
         return _read_coco_folder(root, split)
     path = Path(data)
-    kind = detect_format(path, split)
+    kind = detect_format(path, split, task)
     if kind == "yolo":
-        return read_yolo(path if path.is_file() else _yolo_yaml(path), split)
+        return read_yolo(path if path.is_file() else _yolo_yaml(path), split, task)
+    if kind == "kitti":
+        if task == "pose":
+            raise CenterNetError(f"{path}: the data has no keypoints (KITTI has 2D and 3D boxes)")
+        return read_kitti(path, split)
     if kind == "voc":
+        if task == "pose":
+            raise CenterNetError(f"{path}: the data has no keypoints (Pascal VOC has boxes only)")
         return read_voc(path, split)
     if path.is_file():
-        return read_coco(path, _coco_images_dir(path, split))
-    return _read_coco_folder(path, split)
+        return read_coco(path, _coco_images_dir(path, split), task)
+    return _read_coco_folder(path, split, task)
 
 
-def detect_format(path: Path, split: str = "train") -> str:
+def detect_format(path: Path, split: str | None = "train", task: str = "detect") -> str:
     """``"yolo"``, ``"voc"`` or ``"coco"`` from the path alone; CenterNetError for anything else.
 
     ``.yaml``/``.yml`` file or folder with ``data.yaml`` -> YOLO; folder with
     ``Annotations/`` and ``JPEGImages/`` -> VOC; folder with ``annotations/instances_*.json``
-    or a ``.json`` file -> COCO. A COCO folder without ``instances_<split>.json`` is a
-    missing split.
+    (or ``person_keypoints_*.json``) or a ``.json`` file -> COCO. A COCO folder without
+    ``instances_<split>.json`` (``person_keypoints_<split>.json`` for ``task="pose"``) is a
+    missing split (not checked when ``split`` is None). A folder with ``image_2/``, ``label_2/`` and ``calib/``
+    (itself or under ``training/``) and none of the above -> ``"kitti"``.
     """
     path = Path(path)
     if not path.exists():
@@ -96,23 +128,32 @@ def detect_format(path: Path, split: str = "train") -> str:
         return "yolo"
     if (path / "Annotations").is_dir() and (path / "JPEGImages").is_dir():
         return "voc"
-    if _coco_splits(path):
-        if not (path / "annotations" / f"instances_{split}.json").is_file():
+    if _coco_splits(path) or _coco_splits(path, "pose"):
+        expected = _coco_json(path, split or "", task)
+        if split is not None and not expected.is_file():
             raise CenterNetError(
                 f"dataset folder {str(path)!r} has no split {split!r}: expected "
-                f"{str(path / 'annotations' / f'instances_{split}.json')!r} (COCO layout; splits found: "
-                f"{', '.join(_coco_splits(path))})"
+                f"{str(expected)!r} (COCO layout; splits found: {', '.join(_coco_splits(path, task)) or 'none'})"
             )
         return "coco"
+    if kitti_folder(path) is not None:
+        return "kitti"
     raise CenterNetError(f"dataset folder {str(path)!r} has no known layout; expected {LAYOUTS}")
 
 
-def available_splits(data: str | Path) -> list[str]:
-    """The split names a dataset defines (for a COCO .json file: the one it is, named after it)."""
-    if str(data) == "shapes":
+def available_splits(data: str | Path, task: str = "detect") -> list[str]:
+    """The split names a dataset defines (for a COCO .json file: the one it is, named after it).
+
+    For a COCO folder: the ``instances_<split>.json`` names, ``person_keypoints_<split>.json`` for ``task="pose"``.
+    """
+    if str(data) in ("shapes", "shapes_pose"):
+        return ["train", "val"]
+    if str(data) == "shapes3d":
         return ["train", "val"]
     path = Path(data)
-    kind = detect_format(path)
+    kind = detect_format(path, None)
+    if kind == "kitti":
+        return kitti_splits(path)
     if kind == "yolo":
         from .yolo import load_yaml, splits_in
 
@@ -123,7 +164,21 @@ def available_splits(data: str | Path) -> list[str]:
         return voc_splits(path)
     if path.is_file():
         return [_json_split_name(path) or "train"]
-    return _coco_splits(path)
+    return _coco_splits(path, task)
+
+
+def _read_3d(data: str | Path, split: str, shapes_config=None) -> DatasetSplit:
+    """A 3D split: the built-in ``"shapes3d"`` (built on first use; ``shapes_config`` a ``Shapes3DConfig``) or a
+    KITTI folder; anything else is a CenterNetError (3D needs KITTI labels and calibration)."""
+    if str(data) == "shapes3d":
+        from .shapes3d import Shapes3DConfig, build_shapes3d
+
+        return read_kitti(build_shapes3d(default_cache_dir() / "datasets", shapes_config or Shapes3DConfig()), split)
+    kind = detect_format(Path(data), None)
+    if kind != "kitti":
+        raise CenterNetError(f"dataset {str(data)!r} is {kind.upper()}, which has no 3D labels; 3D training needs a "
+                             "KITTI folder (training/{image_2,label_2,calib}) or 'shapes3d'")
+    return read_kitti(Path(data), split)
 
 
 def _yolo_yaml(folder: Path) -> Path | None:
@@ -133,31 +188,48 @@ def _yolo_yaml(folder: Path) -> Path | None:
     return None
 
 
-def _coco_splits(folder: Path) -> list[str]:
-    return sorted(p.stem[len("instances_"):] for p in (folder / "annotations").glob("instances_*.json"))
+# The annotation file name's prefix in a COCO folder, per task: annotations/<prefix><split>.json.
+_COCO_PREFIX = {"detect": "instances_", "pose": "person_keypoints_"}
+
+
+def _coco_splits(folder: Path, task: str = "detect") -> list[str]:
+    prefix = _COCO_PREFIX[task]
+    return sorted(p.stem[len(prefix):] for p in (folder / "annotations").glob(f"{prefix}*.json"))
+
+
+def _coco_json(root: Path, split: str, task: str = "detect") -> Path:
+    """``root/annotations/instances_<split>.json`` (``person_keypoints_<split>.json`` for pose)."""
+    return root / "annotations" / f"{_COCO_PREFIX[task]}{split}.json"
 
 
 def _json_split_name(json_path: Path) -> str:
-    """``train2017`` for ``instances_train2017.json``, else ``""``."""
-    return json_path.stem[len("instances_"):] if json_path.stem.startswith("instances_") else ""
+    """``train2017`` for ``instances_train2017.json`` or ``person_keypoints_train2017.json``, else ``""``."""
+    prefix = next((p for p in _COCO_PREFIX.values() if json_path.stem.startswith(p)), "")
+    return json_path.stem[len(prefix):] if prefix else ""
 
 
 def _coco_images_dir(json_path: Path, split: str) -> Path:
     """Where a json's images are: ``images/<name>`` beside its folder or itself, where ``<name>`` is the
-    json's split name (``instances_<name>.json``) or ``split``; else ``images/``; else the json's folder."""
+    json's split name (``instances_<name>.json``) or ``split``; else ``<name>/`` beside its folder (COCO's
+    own layout: ``annotations/``, ``train2017/``); else ``images/``; else the json's folder."""
     names = [n for n in (_json_split_name(json_path), split) if n]
     candidates = [base / "images" / n for n in names for base in (json_path.parent.parent, json_path.parent)]
+    candidates += [json_path.parent.parent / n for n in names if json_path.parent.name == "annotations"]
     candidates.append(json_path.parent / "images")
     return next((c for c in candidates if c.is_dir()), json_path.parent)
 
 
-def _read_coco_folder(root: Path, split: str) -> DatasetSplit:
-    json_path = root / "annotations" / f"instances_{split}.json"
+def _read_coco_folder(root: Path, split: str, task: str = "detect") -> DatasetSplit:
+    """``annotations/<prefix><split>.json`` with images in ``images/<split>/``, else ``<split>/`` (COCO's layout)."""
+    json_path = _coco_json(root, split, task)
     if not json_path.is_file():
         raise CenterNetError(
             f"dataset folder {str(root)!r} has no split {split!r}: expected {str(json_path)!r} (COCO layout)"
         )
-    return read_coco(json_path, root / "images" / split)
+    images = root / "images" / split
+    if not images.is_dir() and (root / split).is_dir():
+        images = root / split
+    return read_coco(json_path, images, task)
 
 
 def _no_images_message(split_data: DatasetSplit, split: str) -> str:

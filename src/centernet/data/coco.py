@@ -7,31 +7,75 @@ valid file are skipped and reported as :class:`DatasetProblem` (see
 ``samples.PROBLEM_KINDS``), named by their index (``annotations[7] (id 12)``). Types are
 checked, not coerced: ids and sizes are integers (``3`` or ``3.0``, or a string of digits),
 ``bbox`` is a list of four numbers, ``iscrowd`` is 0 or 1.
+
+Pose (COCO person_keypoints): when a category lists joint names under ``keypoints``, the
+file is read in pose mode (see :func:`read_coco`): each annotation's ``keypoints``
+(``[x, y, v] * K``) becomes ``sample.keypoints`` (N, K, 3) aligned with the boxes, and the
+split gets a :class:`KeypointSpec` and ``task = "pose"``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import CenterNetError
-from .samples import DatasetProblem, DatasetSplit, SampleBuilder, file_exists, one_line
+from .samples import DatasetProblem, DatasetSplit, KeypointSpec, SampleBuilder, file_exists, one_line
+
+#: COCO person_keypoints' 17 joint names, in COCO's order.
+COCO_PERSON_JOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+)
+
+TASKS = ("detect", "pose")
 
 
-def read_coco(json_path: str | Path, images_dir: str | Path) -> DatasetSplit:
-    """Read a COCO instances json; image ``file_name``s are relative to ``images_dir``.
+def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = None) -> DatasetSplit:
+    """Read a COCO instances (or person_keypoints) json; image ``file_name``s are relative to ``images_dir``.
 
     Images listed but missing on disk, and repeated image ids or file names, are
     dropped and reported; the split keeps every valid image.
+
+    ``task``: None reads keypoints when a category lists joint names (pose mode), else boxes
+    only; ``"detect"`` always reads boxes only (every category, keypoints ignored); ``"pose"``
+    requires joint names (a json without them is a CenterNetError saying it has no keypoints).
+
+    Pose mode: only the categories that list ``keypoints`` (the persons) are kept; annotations
+    of the other categories, crowd ones included, are skipped silently (they are not persons).
+    All keypoint categories must list the same joints. ``KeypointSpec``: K and names from the
+    category, ``skeleton`` turned from COCO's 1-based pairs into 0-based ones, ``flip_idx`` from
+    the names (:func:`flip_from_names`), ``sigmas`` from an optional ``sigmas`` list in the
+    category (K positive numbers; an extension this package's synthetic set writes), else COCO's
+    for COCO's 17 joint names, else None. Each kept person's ``keypoints`` become its row of
+    ``sample.keypoints`` (N, K, 3) as written (x, y pixels; v 0/1/2; joints with v > 0 outside the
+    image are kept); a missing or bad ``keypoints`` entry (wrong length, not numbers, NaN, v not 0,
+    1 or 2) is a ``malformed_label`` problem and that person keeps its box with every joint v = 0.
+    Crowd annotations stay ignore regions (no joints).
     """
+    if task not in (None, *TASKS):
+        raise ValueError(f"read_coco: task {task!r}; expected None, 'detect' or 'pose'")
     json_path, images_dir = Path(json_path), Path(images_dir)
     data = _load_json(json_path)
     problems: list[DatasetProblem] = []
     where = str(json_path)
 
     categories = _categories(data["categories"], where)
+    pose = None if task == "detect" else _pose_categories(data["categories"], where)
+    if task == "pose" and pose is None:
+        raise CenterNetError(f"{where}: the data has no keypoints (no category lists joint names under 'keypoints'); "
+                             "a pose dataset needs a COCO person_keypoints json")
+    spec, skipped = None, frozenset()
+    if pose is not None:
+        spec, pose_ids = pose
+        skipped = frozenset(cid for cid, _ in categories if cid not in pose_ids)
+        categories = [(cid, name) for cid, name in categories if cid in pose_ids]
     category_ids = [cid for cid, _ in categories]
     label_of = {cid: i for i, cid in enumerate(category_ids)}
     images, listed_ids = _valid_images(data["images"], images_dir, where, problems)
@@ -40,12 +84,133 @@ def read_coco(json_path: str | Path, images_dir: str | Path) -> DatasetSplit:
     samples, dropped = [], 0
     for image_id, (path, width, height) in images.items():
         builder = SampleBuilder(json_path, width, height, problems)
+        joints: list[np.ndarray] = []  # (K, 3) per kept person, in box order
         for index, ann in by_image.get(image_id, []):
-            _add_annotation(builder, index, ann, label_of)
-        samples.append(builder.build(path, image_id))
+            if _integer(ann.get("category_id")) in skipped:
+                continue  # pose mode: not a person
+            if _add_annotation(builder, index, ann, label_of) and spec is not None:
+                joints.append(_person_joints(builder, index, ann, spec.num_joints))
+        sample = builder.build(path, image_id)
+        if spec is not None:
+            sample.keypoints = np.asarray(joints, np.float32).reshape(-1, spec.num_joints, 3)  # (N, K, 3)
+        samples.append(sample)
         dropped += builder.dropped
     names = [name for _, name in categories]
-    return DatasetSplit(samples, names, category_ids, source=where, problems=problems, dropped_boxes=dropped)
+    return DatasetSplit(samples, names, category_ids, source=where, problems=problems, dropped_boxes=dropped,
+                        keypoint_spec=spec, task="detect" if spec is None else "pose")
+
+
+def _pose_categories(entries: list[Any], where: str) -> tuple[KeypointSpec, set[int]] | None:
+    """The joints the keypoint categories list and those categories' ids; None when no category lists joints.
+
+    A bad ``keypoints``/``skeleton``/``sigmas`` entry, or keypoint categories that disagree on their
+    joints, is a CenterNetError naming the file.
+    """
+    found = [(i, e) for i, e in enumerate(entries) if isinstance(e, dict) and e.get("keypoints")]
+    if not found:
+        return None
+    index, first = found[0]
+    names = first["keypoints"]
+    for i, entry in found:
+        joint_names = entry["keypoints"]
+        if not isinstance(joint_names, list) or not all(isinstance(n, str) for n in joint_names):
+            raise CenterNetError(f"{where}: categories[{i}] 'keypoints' must be a list of joint names, "
+                                 f"got {_short(joint_names)}")
+        if joint_names != names:
+            raise CenterNetError(f"{where}: categories[{i}] lists other joints than categories[{index}]; "
+                                 "every keypoint category must list the same joints")
+    num_joints = len(names)
+    skeleton = _skeleton(first.get("skeleton"), num_joints, f"{where}: categories[{index}]")
+    sigmas = _declared_sigmas(first.get("sigmas"), num_joints, f"{where}: categories[{index}]")
+    if sigmas is None and tuple(names) == COCO_PERSON_JOINTS:
+        from ..eval.keypoints import COCO_KEYPOINT_SIGMAS
+
+        sigmas = list(COCO_KEYPOINT_SIGMAS)
+    spec = KeypointSpec(num_joints, flip_from_names(names), list(names), skeleton, sigmas)
+    return spec, {_integer(e.get("id")) for _, e in found}  # ids already checked by _categories
+
+
+def _skeleton(value: Any, num_joints: int, where: str) -> list[tuple[int, int]]:
+    """COCO's 1-based ``skeleton`` pairs as 0-based ones; [] when absent."""
+    if value is None:
+        return []
+    pairs = []
+    for pair in value if isinstance(value, list) else [None]:
+        ends = [_integer(v) for v in pair] if isinstance(pair, list) and len(pair) == 2 else [None]
+        if None in ends or not all(1 <= e <= num_joints for e in ends):  # type: ignore[operator]
+            raise CenterNetError(f"{where}: 'skeleton' must be a list of [a, b] joint numbers in 1..{num_joints} "
+                                 f"(COCO's are 1-based), got {_short(value)}")
+        pairs.append((ends[0] - 1, ends[1] - 1))  # type: ignore[operator]
+    return pairs
+
+
+def _declared_sigmas(value: Any, num_joints: int, where: str) -> list[float] | None:
+    """An optional per-joint OKS ``sigmas`` list in a category (not standard COCO); None when absent."""
+    if value is None:
+        return None
+    numbers = [_number(v) for v in value] if isinstance(value, list) else []
+    if len(numbers) != num_joints or not all(n is not None and math.isfinite(n) and n > 0 for n in numbers):
+        raise CenterNetError(f"{where}: 'sigmas' must be {num_joints} positive numbers (one per joint), "
+                             f"got {_short(value)}")
+    return [float(n) for n in numbers]  # type: ignore[arg-type]
+
+
+# Left/right spellings: whole words ("left", "l") between separators, "left"/"right" anywhere,
+# and a capital L/R before a capital letter (OpenPose's "LShoulder").
+_SIDE_WORDS = {"left": "right", "right": "left", "l": "r", "r": "l"}
+_SIDE_TOKEN = re.compile(r"(?<![a-z])(left|right|l|r)(?![a-z])", re.IGNORECASE)
+_SIDE_ANYWHERE = re.compile(r"left|right", re.IGNORECASE)
+_SIDE_CAMEL = re.compile(r"^([LR])(?=[A-Z])")
+
+
+def _swap_case(word: str, like: str) -> str:
+    """``word`` written in the case of ``like`` (``Left`` -> ``Right``, ``L`` -> ``R``)."""
+    if like.isupper():
+        return word.upper()
+    return word.capitalize() if like[:1].isupper() else word
+
+
+def _mirror_names(name: str) -> list[str]:
+    """The names ``name``'s mirror joint could have, most specific first."""
+    def swap(match: re.Match) -> str:
+        return _swap_case(_SIDE_WORDS[match.group(0).lower()], match.group(0))
+
+    out = [_SIDE_TOKEN.sub(swap, name), _SIDE_ANYWHERE.sub(swap, name), _SIDE_CAMEL.sub(swap, name)]
+    return [n for n in out if n != name]
+
+
+def flip_from_names(names: list[str]) -> list[int]:
+    """flip_idx (K,) from joint names: ``left_x`` <-> ``right_x``, ``l_x`` <-> ``r_x``, ``x_l`` <-> ``x_r``,
+    ``left``/``right`` anywhere (``leftKnee``), ``LShoulder`` <-> ``RShoulder``; case-insensitive, case kept.
+
+    A joint is paired only when its mirror name is present and names it back; every other joint
+    (no side, partner missing, names repeated) maps to itself, so the result is always an involution.
+    """
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    where = {name: j for j, name in enumerate(names) if counts[name] == 1}  # only names that occur once
+    perm = [next((where[m] for m in _mirror_names(n) if m in where), j) if n in where else j
+            for j, n in enumerate(names)]
+    return [p if perm[p] == j else j for j, p in enumerate(perm)]
+
+
+def _person_joints(builder: SampleBuilder, index: int, ann: dict, num_joints: int) -> np.ndarray:
+    """A kept person's joints (K, 3) as written; all v = 0 (and a ``malformed_label`` problem) when they are bad."""
+    value = ann.get("keypoints")
+    what = f"{_annotation_name(index, ann)} (image {_integer(ann.get('image_id'))})"
+    numbers = [_number(v) for v in value] if isinstance(value, list) else []
+    reason = ""
+    if len(numbers) != 3 * num_joints or None in numbers:
+        reason = f"'keypoints' must be {3 * num_joints} numbers [x, y, v] * {num_joints}, got {_short(value)}"
+    elif not all(math.isfinite(v) for v in numbers):  # type: ignore[arg-type]
+        reason = f"NaN or infinite value in 'keypoints' {_short(value)}"
+    elif not all(v in (0, 1, 2) for v in numbers[2::3]):
+        reason = f"visibility must be 0, 1 or 2, got {_short(sorted(set(numbers[2::3]) - {0, 1, 2}))}"
+    if reason:
+        builder.problem("malformed_label", f"{what}: {reason}; its joints are all unlabelled")
+        return np.zeros((num_joints, 3), np.float32)
+    return np.asarray(numbers, np.float32).reshape(num_joints, 3)
 
 
 def _load_json(json_path: Path) -> dict[str, Any]:
@@ -155,33 +320,36 @@ def _annotations_by_image(
     return by_image
 
 
-def _add_annotation(builder: SampleBuilder, index: int, ann: dict, label_of: dict[int, int]) -> None:
-    """Add one annotation's box (or crowd ignore region) to ``builder``, reporting what is wrong."""
+def _add_annotation(builder: SampleBuilder, index: int, ann: dict, label_of: dict[int, int]) -> bool:
+    """Add one annotation's box (or crowd ignore region) to ``builder``, reporting what is wrong.
+
+    Returns whether an object box (not an ignore region) was kept.
+    """
     what = f"{_annotation_name(index, ann)} (image {_integer(ann.get('image_id'))})"
     bbox = ann.get("bbox")
     values = [_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else []
     if len(values) != 4 or None in values:
         builder.problem("malformed_label", f"{what}: 'bbox' must be 4 numbers [x, y, w, h], got {_short(bbox)}")
-        return
+        return False
     x, y, w, h = values  # type: ignore[misc]
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         builder.problem("malformed_label", f"{what}: NaN or infinite value in bbox {_short(bbox)}")
-        return
+        return False
     crowd = ann.get("iscrowd", 0)
     if crowd not in (0, 1, None):  # True and False are 1 and 0
         builder.problem("malformed_label", f"{what}: 'iscrowd' must be 0 or 1, got {_short(crowd)}")
-        return
+        return False
     if crowd:
         builder.add([x, y, x + w, y + h], None, what=f"{what} (crowd)")
-        return
+        return False
     category_id = _integer(ann.get("category_id"))
     if category_id is None:
         builder.problem("malformed_label", f"{what}: no integer 'category_id' (got {_short(ann.get('category_id'))})")
-        return
+        return False
     if category_id not in label_of:
         builder.drop("unknown_class", f"{what}: category id {category_id} is not in 'categories'; skipped")
-        return
-    builder.add([x, y, x + w, y + h], label_of[category_id], what=what)
+        return False
+    return builder.add([x, y, x + w, y + h], label_of[category_id], what=what)
 
 
 def _integer(value: Any) -> int | None:

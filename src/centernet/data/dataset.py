@@ -68,10 +68,13 @@ class DetectionDataset(Dataset):
     seed: int = 0
     epoch: int = 0
     cache: list[np.ndarray] | None = field(default=None, repr=False)  # decoded images, see fill_cache
+    needs: tuple[str, ...] = ()  # per-object annotations the encoder takes beyond boxes ('keypoints')
+    input_height: int | None = None  # a rectangular input (input_size wide); None: square
+    flip_perm: list[int] | None = None  # pose: joint j of an image is joint flip_perm[j] of its mirror
 
     def __post_init__(self) -> None:
-        if self.input_size % 32:
-            raise CenterNetError(f"input size {self.input_size} is not a multiple of 32")
+        if self.input_size % 32 or (self.input_height or 32) % 32:
+            raise CenterNetError(f"input size {self.input_size}x{self.input_height or self.input_size} is not a multiple of 32")
 
     def fill_cache(self, progress: bool = True) -> int:
         """Decode every image once and keep it in memory; returns the bytes used.
@@ -99,17 +102,56 @@ class DetectionDataset(Dataset):
     def _train_item(self, sample: DetectionSample, image: np.ndarray, index: int) -> dict:
         """Random warp + flip, colour jitter, targets encoded on the output map."""
         h, w = image.shape[:2]
-        s = self.input_size
+        in_w, in_h = self.input_size, self.input_height or self.input_size
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        to_input = random_affine(w, h, s, self.augment, rng)
-        image = warp_image(image, to_input, (s, s))
+        to_input = random_affine(w, h, (in_w, in_h), self.augment, rng)
+        image = warp_image(image, to_input, (in_w, in_h))
         if self.augment.color:
             image = color_augment(image.astype(np.float32) / 255, rng)
         item = {"image": self.normalize(image), "image_id": sample.image_id}
-        out = s // OUTPUT_STRIDE
+        out_w, out_h = in_w // OUTPUT_STRIDE, in_h // OUTPUT_STRIDE
         to_output = to_output_matrix(to_input, OUTPUT_STRIDE)
-        boxes = clip_boxes(warp_boxes(sample.boxes, to_output), out, out)
-        ignore = clip_boxes(warp_boxes(sample.ignore_boxes, to_output), out, out)
-        targets = self.encoder(boxes, sample.labels, (out, out), ignore)
+        boxes = clip_boxes(warp_boxes(sample.boxes, to_output), out_w, out_h)
+        ignore = clip_boxes(warp_boxes(sample.ignore_boxes, to_output), out_w, out_h)
+        extras = {}
+        if "keypoints" in self.needs:
+            extras["keypoints"] = self._warp_keypoints(sample, to_output, flipped=to_input[0, 0] < 0)
+        if "objects3d" in self.needs:
+            extras.update(self._objects3d(sample, to_output, flipped=to_input[0, 0] < 0))
+        targets = self.encoder(
+            boxes=boxes, labels=sample.labels, output_size=(out_h, out_w), ignore_boxes=ignore, **extras
+        )
         item["targets"] = {k: torch.from_numpy(v) for k, v in targets.items()}
         return item
+
+    def _warp_keypoints(self, sample: DetectionSample, to_output: np.ndarray, flipped: bool) -> np.ndarray:
+        """The sample's joints (N, K, 3) in output-map pixels; in a mirrored sample, left and right swapped.
+
+        Joints that land outside the map keep their v: the encoder skips them (no target there).
+        """
+        if sample.keypoints is None:
+            raise CenterNetError(f"{sample.image_path}: the sample has no keypoints; the pose task needs them")
+        keypoints = np.asarray(sample.keypoints, np.float32).reshape(len(sample.boxes), -1, 3).copy()
+        xy = keypoints[..., :2].astype(np.float64)  # (N, K, 2)
+        keypoints[..., :2] = xy @ to_output[:, :2].T + to_output[:, 2]
+        if flipped and self.flip_perm is not None:
+            keypoints = keypoints[:, self.flip_perm]
+        return keypoints
+
+    def _objects3d(self, sample: DetectionSample, to_output: np.ndarray, flipped: bool) -> dict[str, np.ndarray]:
+        """3D data: objects3d (N, 8) as read, and the projected 3D centres (N, 2) warped to output pixels.
+
+        Depth, dimensions and angles are not changed by the warp (as the original: a rescaled crop
+        keeps its depth targets), so 3D training uses no flip (it would need alpha -> pi - alpha and a
+        mirrored camera) and mild or no scale augmentation.
+        """
+        from ..targets.mono3d import projected_centres
+
+        if sample.objects3d is None or sample.calib is None:
+            raise CenterNetError(f"{sample.image_path}: the sample has no 3D labels or calib; the 3d task needs KITTI data")
+        if flipped:
+            raise CenterNetError("3D training cannot flip images (set flip=0)")
+        objects3d = np.asarray(sample.objects3d, np.float32).reshape(-1, 8)
+        centres = projected_centres(objects3d, sample.calib).astype(np.float64)  # (N, 2) original pixels
+        centres = centres @ to_output[:, :2].T + to_output[:, 2]
+        return {"objects3d": objects3d, "centres": centres.astype(np.float32)}

@@ -21,6 +21,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "missing_image": "image listed but no file; image dropped",
     "duplicate_image": "image listed twice; second entry dropped",
     "missing_annotation": "image listed but no annotation file; image dropped",
+    "missing_calib": "calib file missing or without a usable P2; image dropped",
     "bad_xml": "annotation xml does not parse or declares entities; file skipped",
     "malformed_label": "label line or entry malformed (field count, not a number, NaN/inf); skipped",
     "unknown_class": "class not in the class list; box skipped",
@@ -35,7 +36,7 @@ PROBLEM_KINDS: dict[str, str] = {
 }
 
 # Kinds after which the reader drops the whole image (used to count listed images).
-IMAGE_DROP_KINDS = frozenset({"missing_image", "duplicate_image", "missing_annotation", "bad_xml"})
+IMAGE_DROP_KINDS = frozenset({"missing_image", "duplicate_image", "missing_annotation", "bad_xml", "missing_calib"})
 
 # Boxes that overshoot the image by less than this (pixels) are clipped without a
 # problem: normalised YOLO coordinates written with 6 decimals overshoot by ~3e-4 px.

@@ -164,20 +164,31 @@ def pad_image(image: np.ndarray, size: tuple[int, int], at: tuple[int, int] = (0
 
 
 def random_affine(
-    width: int, height: int, input_size: int, cfg: AugmentConfig, rng: np.random.Generator
+    width: int, height: int, input_size: int | tuple[int, int], cfg: AugmentConfig, rng: np.random.Generator
 ) -> np.ndarray:
-    """Training map image -> square input of side ``input_size``, by ``cfg.mode``, then a random flip."""
+    """Training map image -> input, by ``cfg.mode``, then a random flip.
+
+    ``input_size``: the side of a square input, or (W, H) of a rectangular one (wide images such as
+    KITTI's); the crop modes scale the square of side ``scale`` onto the input's width, as the original.
+    """
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     if cfg.mode == "none":
-        matrix = letterbox_matrix(width, height, input_size)
+        matrix = letterbox_rect_matrix(width, height, size)
     else:
         if cfg.mode == "crop":
             center, scale = _random_crop(width, height, cfg, rng)
         else:
             center, scale = _shift_scale(width, height, cfg, rng)
-        matrix = affine_matrix(center, scale, (input_size, input_size))
+        matrix = affine_matrix(center, scale, size)
     if rng.random() < cfg.flip:
-        matrix = compose(flip_matrix(input_size), matrix)
+        matrix = compose(flip_matrix(size[0]), matrix)
     return matrix
+
+
+def letterbox_rect_matrix(width: int, height: int, size: tuple[int, int]) -> np.ndarray:
+    """The whole image into an input (W, H), aspect ratio kept, centred (``letterbox_matrix`` when square)."""
+    k = min(size[0] / width, size[1] / height)
+    return affine_matrix((width / 2, height / 2), size[0] / k, size)
 
 
 def _random_crop(

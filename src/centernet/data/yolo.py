@@ -10,38 +10,88 @@ of its path with ``labels`` and the suffix with ``.txt``; each line is
 ``class cx cy w h`` with the centre and size normalised to [0, 1] by the image size.
 An image without a label file (or with an empty one) is a background image.
 Class indices are the category ids; labels are their positions in index order.
+
+Pose (ultralytics): a yaml with ``kpt_shape: [K, D]`` (D = 2 or 3) has K joints after the box
+on every line, ``class cx cy w h x1 y1 [v1] ... xK yK [vK]``, coordinates normalised like the
+box. Read into ``sample.keypoints`` (N, K, 3) in pixels with v:
+
+* D = 3: v as written when it is 0, 1 or 2 (COCO's unlabelled / occluded / visible; what
+  ultralytics writes); any other value in (0, 2] (exporters that write a 0..1 float) means
+  labelled and is stored as 2 (visible); v < 0, v > 2 or NaN is ``malformed_label``.
+* D = 2: a joint at exactly (0, 0) is unlabelled (v = 0), any other v = 2.
+
+A line with another number of values than ``5 + K * D`` is ``malformed_label`` (file:line) and
+skipped; bad joint values in a good line (NaN, v out of range) are ``malformed_label`` too, the
+box is kept with every joint v = 0. ``flip_idx`` (a permutation of 0..K-1) comes from the yaml;
+without one no joint changes side (identity), which is wrong for left/right joints, so give it.
+``kpt_names`` (a list, or ultralytics' ``{class: [names]}``) names the joints, else names are "";
+``skeleton`` (0-based ``[a, b]`` pairs, not an ultralytics key) is optional. ``sigmas`` is None
+(evaluation then uses COCO's when K = 17 and needs them given otherwise).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from ..errors import CenterNetError
 from .images import ImageFileError, read_image_header
-from .samples import DatasetProblem, DatasetSplit, DetectionSample, SampleBuilder, file_exists, one_line, path_kind
+from .samples import (
+    DatasetProblem,
+    DatasetSplit,
+    DetectionSample,
+    KeypointSpec,
+    SampleBuilder,
+    file_exists,
+    one_line,
+    path_kind,
+)
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 MAX_CLASSES = 100_000  # an 'nc' above this is a typo, not a class count
-NON_SPLIT_KEYS = frozenset({"path", "names", "nc", "download", "yaml_file", "kpt_shape", "flip_idx", "channels"})
+NON_SPLIT_KEYS = frozenset({"path", "names", "nc", "download", "yaml_file", "kpt_shape", "flip_idx", "channels",
+                            "kpt_names", "skeleton"})
+MAX_JOINTS = 1000  # a 'kpt_shape' K above this is a typo
 
 
-def read_yolo(yaml_path: str | Path, split: str = "train") -> DatasetSplit:
+@dataclass
+class YoloPose:
+    """What a pose yaml says about the values after the box: K joints of D values each."""
+
+    spec: KeypointSpec
+    dims: int  # D: 2 (x y) or 3 (x y v)
+
+    @property
+    def num_values(self) -> int:
+        """Values per label line: 5 box values and K x D joint values."""
+        return 5 + self.spec.num_joints * self.dims
+
+
+def read_yolo(yaml_path: str | Path, split: str = "train", task: str | None = None) -> DatasetSplit:
     """Read split ``split`` of the dataset described by ``yaml_path``.
 
     A missing or invalid yaml, a split it does not define, or a split folder that does
     not exist raise :class:`CenterNetError`; problems inside the data are reported in
     ``DatasetSplit.problems``.
+
+    ``task``: None reads keypoints when the yaml has ``kpt_shape``; ``"detect"`` reads boxes only
+    (lines still have the ``kpt_shape`` length); ``"pose"`` requires ``kpt_shape`` (CenterNetError
+    saying the data has no keypoints otherwise).
     """
     yaml_path = Path(yaml_path)
     config = load_yaml(yaml_path)
     root = dataset_root(yaml_path, config)
     category_ids, names = class_list(yaml_path, config)
     label_of = {cid: i for i, cid in enumerate(category_ids)}
+    pose = pose_settings(yaml_path, config)
+    if task == "pose" and pose is None:
+        raise CenterNetError(f"{yaml_path}: the data has no keypoints (no 'kpt_shape' in the yaml)")
 
     problems: list[DatasetProblem] = []
     image_paths = _split_images(yaml_path, config, root, split, problems)
@@ -53,12 +103,65 @@ def read_yolo(yaml_path: str | Path, split: str = "train") -> DatasetSplit:
             problems.append(DatasetProblem(str(path), None, e.kind, f"{e.reason}; dropped"))
             continue
         size = (header.width, header.height)
-        sample, n_dropped = _read_sample(path, len(samples) + 1, size, label_of, problems)
+        sample, n_dropped = _read_sample(path, len(samples) + 1, size, label_of, problems, pose)
         if sample is not None:
+            if task == "detect":
+                sample.keypoints = None
             samples.append(sample)
             dropped += n_dropped
     source = f"{yaml_path} (split {split!r})"
-    return DatasetSplit(samples, names, category_ids, source=source, problems=problems, dropped_boxes=dropped)
+    spec = pose.spec if pose is not None and task != "detect" else None
+    return DatasetSplit(samples, names, category_ids, source=source, problems=problems, dropped_boxes=dropped,
+                        keypoint_spec=spec, task="detect" if spec is None else "pose")
+
+
+def pose_settings(yaml_path: Path, config: dict[str, Any]) -> YoloPose | None:
+    """The yaml's ``kpt_shape``, ``flip_idx``, ``kpt_names``, ``skeleton``; None without ``kpt_shape``.
+
+    Any of them malformed is a CenterNetError naming the yaml.
+    """
+    shape = config.get("kpt_shape")
+    if shape is None:
+        return None
+    if (not isinstance(shape, list) or len(shape) != 2 or not all(_is_int(v) for v in shape)
+            or not 1 <= shape[0] <= MAX_JOINTS or shape[1] not in (2, 3)):
+        raise CenterNetError(f"{yaml_path}: 'kpt_shape' must be [K, 2] or [K, 3] (K joints), got {shape!r}")
+    num_joints, dims = shape
+    flip = config.get("flip_idx")
+    if flip is None:
+        flip_idx = list(range(num_joints))
+    elif (isinstance(flip, list) and all(_is_int(v) for v in flip)
+            and sorted(flip) == list(range(num_joints))):
+        flip_idx = [int(v) for v in flip]
+    else:
+        raise CenterNetError(f"{yaml_path}: 'flip_idx' must be a permutation of 0..{num_joints - 1} "
+                             f"(joint j's mirror joint), got {one_line(repr(flip), 80)}")
+    joint_names = _joint_names(yaml_path, config.get("kpt_names"), num_joints)
+    skeleton = config.get("skeleton") or []
+    if not isinstance(skeleton, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(_is_int(v) and 0 <= v < num_joints for v in p)
+            for p in skeleton):
+        raise CenterNetError(f"{yaml_path}: 'skeleton' must be a list of 0-based [a, b] joint pairs in "
+                             f"0..{num_joints - 1}, got {one_line(repr(skeleton), 80)}")
+    spec = KeypointSpec(num_joints, flip_idx, joint_names, [(int(a), int(b)) for a, b in skeleton])
+    return YoloPose(spec, dims)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _joint_names(yaml_path: Path, value: Any, num_joints: int) -> list[str]:
+    """K joint names from ``kpt_names``: a list, or ultralytics' ``{class: [names]}`` (the first class's);
+    ``[""] * K`` when absent."""
+    if value is None:
+        return [""] * num_joints
+    if isinstance(value, dict) and value:
+        value = next(iter(value.values()))
+    if not isinstance(value, list) or len(value) != num_joints:
+        raise CenterNetError(f"{yaml_path}: 'kpt_names' must list {num_joints} joint names, "
+                             f"got {one_line(repr(value), 80)}")
+    return [str(v) for v in value]
 
 
 def load_yaml(yaml_path: Path) -> dict[str, Any]:
@@ -203,12 +306,18 @@ def _images_in_list(list_file: Path, root: Path) -> list[tuple[Path, Path, int]]
 
 
 def _read_sample(
-    image: Path, image_id: int, size: tuple[int, int], label_of: dict[int, int], problems: list[DatasetProblem]
+    image: Path,
+    image_id: int,
+    size: tuple[int, int],
+    label_of: dict[int, int],
+    problems: list[DatasetProblem],
+    pose: YoloPose | None = None,
 ) -> tuple[DetectionSample | None, int]:
     """The image's sample and how many of its boxes were dropped; (None, 0) when its label file is unreadable."""
     width, height = size
     labels_file = label_path(image)
     builder = SampleBuilder(labels_file, width, height, problems)
+    joints: list[np.ndarray] = []  # (K, 3) per kept box (pose data)
     if file_exists(labels_file):
         try:
             lines = labels_file.read_bytes().decode("utf-8-sig").splitlines()
@@ -218,25 +327,41 @@ def _read_sample(
             return None, 0
         for number, text in enumerate(lines, start=1):
             if text.strip():
-                _add_line(builder, text, number, label_of)
-    return builder.build(image, image_id), builder.dropped
+                _add_line(builder, text, number, label_of, pose, joints)
+    sample = builder.build(image, image_id)
+    if pose is not None:
+        sample.keypoints = np.asarray(joints, np.float32).reshape(-1, pose.spec.num_joints, 3)  # (N, K, 3)
+    return sample, builder.dropped
 
 
-def _add_line(builder: SampleBuilder, text: str, line: int, label_of: dict[int, int]) -> None:
-    """Parse one ``class cx cy w h`` line (normalised) into a pixel box on ``builder``."""
+def _add_line(
+    builder: SampleBuilder,
+    text: str,
+    line: int,
+    label_of: dict[int, int],
+    pose: YoloPose | None = None,
+    joints: list[np.ndarray] | None = None,
+) -> None:
+    """Parse one ``class cx cy w h [joints]`` line (normalised) into a pixel box (and its joints, appended to
+    ``joints`` when the box is kept) on ``builder``."""
     fields = text.split()
-    if len(fields) != 5:
+    if pose is None and len(fields) != 5:
         builder.problem("malformed_label", f"expected 5 fields 'class cx cy w h', got {len(fields)}", line)
+        return
+    if pose is not None and len(fields) != pose.num_values:
+        k, d = pose.spec.num_joints, pose.dims
+        builder.problem("malformed_label", f"expected {pose.num_values} fields 'class cx cy w h' + {k} joints x {d} "
+                        f"(kpt_shape [{k}, {d}]), got {len(fields)}", line)
         return
     try:
         values = [float(v) for v in fields]
     except ValueError:
         builder.problem("malformed_label", f"not a number in {text.strip()!r}", line)
         return
-    if not all(math.isfinite(v) for v in values):
+    if not all(math.isfinite(v) for v in values[:5]):
         builder.problem("malformed_label", f"NaN or infinite value in {text.strip()!r}", line)
         return
-    cls, cx, cy, w, h = values
+    cls, cx, cy, w, h = values[:5]
     if cls != int(cls) or cls < 0:
         builder.problem("malformed_label", f"class {fields[0]!r} is not a class index", line)
         return
@@ -245,4 +370,25 @@ def _add_line(builder: SampleBuilder, text: str, line: int, label_of: dict[int, 
         return
     W, H = builder.width, builder.height  # noqa: N806 - image size in pixels
     box = [(cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H]
-    builder.add(box, label_of[int(cls)], line, what=f"class {int(cls)} box")
+    kept = builder.add(box, label_of[int(cls)], line, what=f"class {int(cls)} box")
+    if kept and pose is not None and joints is not None:
+        joints.append(_line_joints(builder, values[5:], pose.dims, line))
+
+
+def _line_joints(builder: SampleBuilder, values: list[float], dims: int, line: int) -> np.ndarray:
+    """(K, 3) pixel joints from a line's K x D normalised values; all v = 0 (and a problem) when they are bad."""
+    raw = np.asarray(values, np.float64).reshape(-1, dims)  # (K, D)
+    xy = raw[:, :2] * (builder.width, builder.height)
+    if dims == 3:
+        v = raw[:, 2]
+        labelled = np.where(np.isin(v, (0, 1, 2)), v, 2.0)  # a 0..1 float visibility: labelled, stored as 2
+        bad = ~np.isfinite(v) | (v < 0) | (v > 2)
+    else:
+        labelled = np.where((raw[:, 0] == 0) & (raw[:, 1] == 0), 0.0, 2.0)  # (0, 0): unlabelled
+        bad = np.zeros(len(raw), bool)
+    if bad.any() or not np.isfinite(xy).all():
+        what = "visibility not in [0, 2]" if bad.any() else "NaN or infinite joint coordinate"
+        builder.problem("malformed_label", f"{what} (joint {int(np.argmax(bad | ~np.isfinite(xy).all(1)))}); "
+                        "its joints are all unlabelled", line)
+        return np.zeros((len(raw), 3), np.float32)
+    return np.concatenate([xy, labelled[:, None]], axis=1).astype(np.float32)

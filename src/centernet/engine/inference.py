@@ -29,6 +29,8 @@ from ..data.transforms import (
     warp_image,
 )
 from ..decode import transform_boxes
+from ..decode_pose import transform_points
+from ..errors import CenterNetError
 from ..eval.coco import coco_results_from_predictions, evaluate_coco_boxes
 from ..progress import progress_bar
 from .precision import autocast, memory_format
@@ -119,6 +121,19 @@ def run_model(model: torch.nn.Module, images: torch.Tensor, settings: InferenceS
     return {k: v.float() for k, v in outputs.items()}
 
 
+def map_to_original(dets: dict[str, torch.Tensor], to_original: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Map decoded detections from output-map coordinates to original pixels, in place: ``boxes`` (B, K, 4)
+    and, when present, ``keypoints`` (B, K, J, 3: x, y, score) and ``centres`` (B, K, 2)."""
+    dets["boxes"] = transform_boxes(dets["boxes"], to_original)
+    if "keypoints" in dets:
+        keypoints = dets["keypoints"]
+        xy = transform_points(keypoints[..., :2], to_original)  # (B, K, J, 2)
+        dets["keypoints"] = torch.cat([xy, keypoints[..., 2:]], dim=-1)
+    if "centres" in dets:
+        dets["centres"] = transform_points(dets["centres"], to_original)
+    return dets
+
+
 def clip_to_images(boxes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
     """Clip boxes (B, K, 4) to each image's (width, height) in sizes (B, 2)."""
     w = sizes[:, 0, None].to(boxes.dtype)
@@ -155,7 +170,7 @@ class TorchBackend:
         batch = torch.stack([self.normalize(c) for c in canvases])  # (B, 3, H', W')
         outputs = run_model(self.model, flip_images(batch) if settings.flip else batch, settings)
         if settings.flip:
-            outputs = merge_flip(outputs)
+            outputs = self.task.flip_merge(outputs) if hasattr(self.task, "flip_merge") else merge_flip(outputs)
         return self.task.decode(outputs, None, settings.max_detections), outputs
 
 
@@ -166,7 +181,8 @@ def as_backend(model, task, normalize: Normalize) -> NetworkBackend:
 
 @torch.no_grad()
 def detect(
-    model, task, images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize
+    model, task, images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize,
+    calibs: list[np.ndarray] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """Detections for (H, W, 3) uint8 RGB images, with the test-time augmentation of ``settings``.
 
@@ -183,19 +199,34 @@ def detect(
         dets, outputs = backend.decode_batch(canvases, settings)
         if not per_scale:
             first_outputs = outputs
-        dets["boxes"] = transform_boxes(dets["boxes"], to_original.to(dets["boxes"].device))
+        map_to_original(dets, to_original.to(dets["boxes"].device))
         per_scale.append(dets)
     if len(per_scale) == 1:
         dets = per_scale[0]
+    elif set(per_scale[0]) != {"boxes", "scores", "labels"}:
+        raise CenterNetError(f"test-time scales merge boxes only; the {getattr(task, 'name', '')} task's "
+                             f"detections carry {sorted(set(per_scale[0]) - {'boxes', 'scores', 'labels'})}: use one scale")
     else:
         dets = merge_detections(per_scale, settings.max_detections)
     sizes = torch.tensor([[image.shape[1], image.shape[0]] for image in images_rgb], device=dets["boxes"].device)
     dets["boxes"] = clip_to_images(dets["boxes"], sizes)
+    if "centres" in dets and calibs is not None:  # 3D: each image's camera turns centre + depth into a location
+        dets.update(lift_detections(dets, calibs))
     return dets, first_outputs
 
 
+def lift_detections(dets: dict[str, torch.Tensor], calibs: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    """3D detections' location (B, K, 3) and rotation_y (B, K) from their centres (original pixels), depth,
+    dimensions and alpha, through each image's P2 (3, 4)."""
+    from ..decode_mono3d import lift_to_3d
+
+    calib = torch.as_tensor(np.stack([np.asarray(c, np.float64).reshape(3, 4) for c in calibs]))
+    return lift_to_3d(dets["centres"], dets["depth"], dets["dimensions"], dets["alpha"],
+                      calib.to(dets["centres"].device))
+
+
 class _SplitImages(Dataset):
-    """(image (H, W, 3) uint8 RGB, image_id) of a split, read in DataLoader workers."""
+    """(image (H, W, 3) uint8 RGB, image_id, calib (3, 4) or None) of a split, read in DataLoader workers."""
 
     def __init__(self, split: DatasetSplit) -> None:
         self.samples = split.samples
@@ -203,8 +234,9 @@ class _SplitImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return read_image_rgb(self.samples[index].image_path), self.samples[index].image_id
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int, np.ndarray | None]:
+        sample = self.samples[index]
+        return read_image_rgb(sample.image_path), sample.image_id, sample.calib
 
 
 def _as_list(items: list) -> list:
@@ -236,13 +268,17 @@ def evaluate_split(
     )
     predictions, image_ids = [], []
     for batch in progress_bar(loader, desc="val", leave=False, disable=not progress):
-        dets, _ = detect(model, task, [image for image, _ in batch], settings, normalize)
-        for b, (_, image_id) in enumerate(batch):
+        calibs = [calib for _, _, calib in batch]
+        calibs = calibs if all(c is not None for c in calibs) else None
+        dets, _ = detect(model, task, [image for image, _, _ in batch], settings, normalize, calibs)
+        for b, (_, image_id, _) in enumerate(batch):
             keep = dets["scores"][b] > 0  # multi-scale merging pads with score 0
-            predictions.append({k: dets[k][b][keep].cpu() for k in ("boxes", "scores", "labels")})
+            predictions.append({k: v[b][keep].cpu() for k, v in dets.items()})
             image_ids.append(image_id)
     if was_training:
         model.train()
     results = coco_results_from_predictions(predictions, image_ids, split.category_ids)
     metrics = evaluate_coco_boxes(split.to_coco(), results, split.class_names)
+    if hasattr(task, "evaluate"):  # the task's own metrics (OKS AP for pose, KITTI AP for 3D)
+        metrics |= task.evaluate(split, predictions, image_ids)
     return metrics, results

@@ -71,7 +71,11 @@ class OnnxRuntimeBackend:
         (rows,) = self.session.run(None, {INPUT_NAME: images})  # (B, K_export, 6)
         rows = torch.from_numpy(rows[:, : settings.max_detections])  # (B, K, 6), sorted by score
         boxes = rows[..., :4] / self.metadata.output_stride  # (B, K, 4) output-map coordinates
-        return {"boxes": boxes, "scores": rows[..., 4].contiguous(), "labels": rows[..., 5].round().long()}, None
+        dets = {"boxes": boxes, "scores": rows[..., 4].contiguous(), "labels": rows[..., 5].round().long()}
+        if self.metadata.task == "pose":  # (B, K, J, 3) joints after the box columns
+            joints = rows[..., 6:].reshape(rows.shape[0], rows.shape[1], -1, 3)
+            dets["keypoints"] = torch.cat([joints[..., :2] / self.metadata.output_stride, joints[..., 2:]], dim=-1)
+        return dets, None
 
 
 def import_onnxruntime():

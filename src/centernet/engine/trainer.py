@@ -37,7 +37,7 @@ from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
 from .precision import autocast, grad_scaler, memory_format, resolve_precision
 
-HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
+HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")  # every task's COCO box metrics
 
 
 def open_tensorboard(out_dir: Path):
@@ -47,6 +47,20 @@ def open_tensorboard(out_dir: Path):
     except ImportError:  # the optional extra centernet[tensorboard]
         return False
     return SummaryWriter(log_dir=str(out_dir))
+
+
+def validation_line(metrics: dict, task: str = "detect") -> str:
+    """One line of a validation's headline metrics (box AP; OKS AP for pose; KITTI AP for 3D)."""
+    line = (
+        f"mAP {metrics['map']:.3f}  AP50 {metrics['map50']:.3f}  AP75 {metrics['map75']:.3f}  "
+        f"(small {metrics['map_small']:.3f} medium {metrics['map_medium']:.3f} large {metrics['map_large']:.3f})"
+    )
+    if "kp_map" in metrics:
+        line += f"  keypoints: AP {metrics['kp_map']:.3f}  AP50 {metrics['kp_map50']:.3f}  AP75 {metrics['kp_map75']:.3f}"
+    if "ap3d_moderate" in metrics:
+        line += (f"  3D (moderate): AP2D {metrics['ap2d_moderate']:.3f}  AOS {metrics['aos_moderate']:.3f}  "
+                 f"BEV {metrics['bev_ap_moderate']:.3f}  3D {metrics['ap3d_moderate']:.3f}")
+    return line
 
 
 def seed_everything(seed: int) -> None:
@@ -125,8 +139,13 @@ class Trainer:
         self.model = model.to(self.device).to(memory_format=self.memory_format)
         self.val_split = val_split
         self.normalize = Normalize(info.mean, info.std)
+        if task.name == "3d" and cfg.flip:
+            raise CenterNetError(
+                f"flip={cfg.flip} is out of range for 3D training; expected 0 (a mirrored image needs a mirrored camera)"
+            )
         self.dataset = DetectionDataset(
             train_split, cfg.input_size, encoder=task.encoder(), normalize=self.normalize, seed=cfg.seed,
+            needs=task.needs, flip_perm=getattr(task, "flip_perm", None), input_height=cfg.input_height or None,
             augment=AugmentConfig(
                 mode=cfg.augment_mode, shift=cfg.aug_shift, scale=cfg.aug_scale, flip=cfg.flip, color=cfg.color_aug
             ),
@@ -185,7 +204,8 @@ class Trainer:
         self._say(
             f"training {self.info.model_name} on {len(self.dataset)} images, {cfg.epochs} epochs x {steps_per_epoch} "
             f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {base_lr:.2e}{lr_rule} ({cfg.schedule}), "
-            f"input {cfg.input_size}, precision {self.precision}, device {self.device}"
+            f"input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}, precision {self.precision}, "
+            f"device {self.device}"
         )
         if self.start_epoch > 1:
             self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")
@@ -284,24 +304,25 @@ class Trainer:
 
     # ------------------------------------------------------------ validation
     def _validate(self, epoch: int) -> dict:
-        settings = InferenceSettings(self.cfg.input_size, 100, self.precision, str(self.device))
+        # A rectangular training input (wide images) is validated at each image's own resolution.
+        settings = InferenceSettings(
+            self.cfg.input_size, 100, self.precision, str(self.device), keep_resolution=bool(self.cfg.input_height)
+        )
         metrics, _ = evaluate_split(
             self.eval_model, self.task, self.val_split, settings, self.normalize,
             batch_size=self.cfg.batch_size, workers=self.cfg.workers, progress=self.progress,
         )
-        self.metrics = {k: metrics[k] for k in HEADLINE} | {
+        self.metrics = {k: metrics[k] for k in self.task.headline} | {
             "epoch": epoch, "per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
-        self._say(
-            f"epoch {epoch}: mAP {metrics['map']:.3f}  AP50 {metrics['map50']:.3f}  AP75 {metrics['map75']:.3f}  "
-            f"(small {metrics['map_small']:.3f} medium {metrics['map_medium']:.3f} large {metrics['map_large']:.3f})"
-        )
-        if metrics["map"] > self.best_map:
-            self.best_map = metrics["map"]
+        self._say(f"epoch {epoch}: {validation_line(metrics, self.task.name)}")
+        best = metrics[self.task.best_metric]
+        if best > self.best_map:  # the task's best_metric: box mAP, OKS AP for pose, 3D AP for 3D
+            self.best_map = best
             self.stale_validations = 0
             self._save(epoch, "best.pt")
         else:
             self.stale_validations += 1
-        return {k: metrics[k] for k in ("map", "map50", "map75")}
+        return {k: metrics[k] for k in ("map", "map50", "map75", *self.task.headline[len(HEADLINE):])}
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -322,13 +343,15 @@ class Trainer:
             "heads": dict(model.head_channels),
             "head_conv": self.info.head_conv,
             "task": self.info.task,
+            "task_config": self.task.config(),
             "class_names": list(self.info.class_names),
             "category_ids": list(self.info.category_ids),
             "input_size": self.cfg.input_size,
+            "keep_resolution": bool(self.cfg.input_height),  # the default of val and predict
             "mean": list(self.info.mean),
             "std": list(self.info.std),
             "epoch": epoch,
-            "metrics": metrics_to_jsonable({k: v for k, v in self.metrics.items() if k in HEADLINE}),
+            "metrics": metrics_to_jsonable({k: v for k, v in self.metrics.items() if k in self.task.headline}),
             "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.to_dict().items()},
             "run": self.run,
         }

@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 import torch
 
 from ..decode import decode_detections, transform_boxes
+from ..engine.tta import merge_flip
 from ..losses import focal_loss_from_logits, masked_l1_loss
 from ..targets.detection import DetectionTargetEncoder
+
+# COCO box metrics every task reports (fractions).
+BOX_HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
 
 
 @dataclass
@@ -31,9 +35,24 @@ class DetectionTask:
     exact_radius: bool = False
     weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
     name: str = "detect"
+    needs: tuple[str, ...] = ()          # per-object annotations the encoder takes beyond boxes and labels
+    headline: tuple[str, ...] = BOX_HEADLINE  # metrics shown and kept in checkpoints
+    best_metric: str = "map"              # what picks best.pt
 
     def heads(self) -> dict[str, int]:
         return {"heatmap": self.num_classes, "size": 2, "offset": 2}
+
+    def config(self) -> dict:
+        """What a checkpoint must carry, beyond the class list, to rebuild this task (nothing for detection)."""
+        return {}
+
+    def flip_merge(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Merge a model's outputs on ``flip_images(x)`` into outputs for ``x`` (see ``merge_flip``)."""
+        return merge_flip(outputs)
+
+    def evaluate(self, split, predictions: list[dict], image_ids: list[int]) -> dict:
+        """Metrics beyond the COCO box metrics (none for detection)."""
+        return {}
 
     def encoder(self) -> DetectionTargetEncoder:
         return DetectionTargetEncoder(self.num_classes, self.max_objects, self.min_overlap, self.exact_radius)

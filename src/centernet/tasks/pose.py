@@ -17,6 +17,10 @@ from ..decode import transform_boxes
 from ..decode_pose import JointSnapSettings, decode_poses, flip_merge_pose, flip_permutation, transform_points
 from ..losses import focal_loss_from_logits, gather_at_index, masked_l1_loss
 from ..targets.pose import PoseTargetEncoder
+from .detection import BOX_HEADLINE
+
+# OKS keypoint AP (pycocotools) a pose run reports beside the box metrics.
+KEYPOINT_HEADLINE = ("kp_map", "kp_map50", "kp_map75", "kp_map_medium", "kp_map_large")
 
 # COCO person_keypoints' left/right joint pairs (eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
 COCO_PERSON_FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple((j, j + 1) for j in range(1, 17, 2))
@@ -46,12 +50,43 @@ class PoseTask:
     exact_radius: bool = False
     weights: PoseLossWeights = field(default_factory=PoseLossWeights)
     snap: JointSnapSettings = field(default_factory=JointSnapSettings)
+    joint_names: Sequence[str] = ()                     # K names ("" or empty when the data has none)
+    skeleton: Sequence[tuple[int, int]] = ()            # 0-based joint pairs, for drawing
+    sigmas: Sequence[float] | None = None               # K OKS sigmas; None: COCO's (K = 17 only)
     name: str = "pose"
+    needs: tuple[str, ...] = ("keypoints",)
+    headline: tuple[str, ...] = BOX_HEADLINE + KEYPOINT_HEADLINE
+    best_metric: str = "kp_map"
 
     def __post_init__(self) -> None:
         if self.num_joints < 1:
             raise ValueError(f"PoseTask: num_joints={self.num_joints}; expected >= 1")
         flip_permutation(self.flip_idx, self.num_joints)  # fails early on a bad flip_idx
+        if self.sigmas is not None and len(self.sigmas) != self.num_joints:
+            raise ValueError(f"PoseTask: {len(self.sigmas)} OKS sigmas for {self.num_joints} joints")
+
+    @property
+    def flip_perm(self) -> list[int]:
+        """Joint j of an image is joint ``flip_perm[j]`` of its mirror."""
+        return flip_permutation(self.flip_idx, self.num_joints)
+
+    def config(self) -> dict:
+        """What a checkpoint carries to rebuild this task (plain lists and numbers)."""
+        return {
+            "num_joints": self.num_joints, "flip_idx": self.flip_perm, "joint_names": list(self.joint_names),
+            "skeleton": [list(map(int, pair)) for pair in self.skeleton],
+            "sigmas": None if self.sigmas is None else [float(x) for x in self.sigmas],
+        }
+
+    def evaluate(self, split, predictions: list[dict], image_ids: list[int]) -> dict:
+        """OKS keypoint AP (pycocotools) of the decoded persons against the split's joints."""
+        from ..eval.keypoints import coco_keypoint_results_from_predictions, evaluate_coco_keypoints
+
+        results = coco_keypoint_results_from_predictions(predictions, image_ids, split.category_ids)
+        sigmas = self.sigmas
+        if sigmas is None and self.num_joints != 17:
+            sigmas = [0.07] * self.num_joints  # a middle value of COCO's (0.025 eyes .. 0.107 hips)
+        return evaluate_coco_keypoints(split.to_coco(), results, sigmas)
 
     def heads(self) -> dict[str, int]:
         return {

@@ -1,0 +1,155 @@
+"""Monocular 3D detection (the paper's "3D bounding box estimation" on KITTI): a detector whose
+centres also regress depth, dimensions and orientation.
+
+Heads (the original's names in brackets): heatmap (C) [hm], depth (1) [dep], dimensions (3) [dim],
+orientation (8) [rot], size (2) [wh], offset (2) [reg].
+
+No flip test-time augmentation: mirroring the image needs the calibration mirrored too and
+``alpha -> pi - alpha``, and it is not part of the original's 3D test, so ``flip_merge`` refuses.
+
+Shapes: B batch, C classes, h, w output size, M max objects, K detections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..decode_mono3d import decode_mono3d, depth_from_logits
+from ..errors import CenterNetError
+from ..losses import focal_loss_from_logits, gather_at_index, masked_l1_loss
+from ..targets.mono3d import CENTRE_MODES, Mono3DTargetEncoder
+from .detection import BOX_HEADLINE
+
+# KITTI metrics a 3D run reports beside the box metrics (moderate difficulty, 40 recall points, class mean).
+KITTI_HEADLINE = ("ap2d_moderate", "aos_moderate", "bev_ap_moderate", "ap3d_moderate")
+
+
+@dataclass
+class Mono3DLossWeights:
+    """The original's hm, dep, dim, rot, wh, off weights."""
+
+    heatmap: float = 1.0
+    depth: float = 1.0
+    dimensions: float = 1.0
+    orientation: float = 1.0
+    size: float = 0.1
+    offset: float = 1.0
+
+
+@dataclass
+class Mono3DTask:
+    """Everything specific to monocular 3D detection, so the model and trainer stay generic."""
+
+    num_classes: int
+    max_objects: int = 50        # the original's max_objs for KITTI
+    min_overlap: float = 0.7
+    exact_radius: bool = False
+    centre: str = "box"          # peak at the 2D box centre ("box", the original) or the projected 3D centre
+    weights: Mono3DLossWeights = field(default_factory=Mono3DLossWeights)
+    name: str = "3d"
+    needs: tuple[str, ...] = ("objects3d", "calib")  # per-object 3D boxes; P2 for the projected centres
+    headline: tuple[str, ...] = BOX_HEADLINE + KITTI_HEADLINE
+    best_metric: str = "ap3d_moderate"
+
+    def __post_init__(self) -> None:
+        if self.centre not in CENTRE_MODES:
+            raise ValueError(f"Mono3DTask: centre={self.centre!r}; expected one of {CENTRE_MODES}")
+
+    def heads(self) -> dict[str, int]:
+        return {"heatmap": self.num_classes, "depth": 1, "dimensions": 3, "orientation": 8, "size": 2, "offset": 2}
+
+    def config(self) -> dict:
+        """What a checkpoint must carry, beyond the class list, to rebuild this task."""
+        return {"centre": self.centre}
+
+    def encoder(self) -> Mono3DTargetEncoder:
+        return Mono3DTargetEncoder(self.num_classes, self.max_objects, self.min_overlap, self.exact_radius,
+                                   self.centre)
+
+    def flip_merge(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise CenterNetError("flip test-time augmentation is not available for monocular 3D detection "
+                             "(it needs the calibration mirrored and alpha -> pi - alpha)")
+
+    def evaluate(self, split, predictions: list[dict], image_ids: list[int]) -> dict:
+        """Metrics beyond the COCO box metrics: none here yet (KITTI 3D AP is evaluated elsewhere)."""
+        return {}
+
+    def loss(
+        self, outputs: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]], targets: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Total ``loss`` and each weighted part by name.
+
+        focal loss on the heatmap; L1 at the centres on the decoded depth ``1 / sigmoid(x) - 1``,
+        on dimensions, size and offset; :func:`orientation_loss` on the 8 orientation channels.
+        ``outputs`` may be a list with one dict per stack (Hourglass's intermediate supervision):
+        every part is then the mean over the stacks.
+        """
+        if isinstance(outputs, (list, tuple)):
+            per_stack = [self.loss(stack, targets) for stack in outputs]
+            return {name: sum(p[name] for p in per_stack) / len(per_stack) for name in per_stack[0]}
+        index, mask = targets["index"], targets["mask"]
+        heatmap = focal_loss_from_logits(outputs["heatmap"], targets["heatmap"], targets.get("ignore"))
+        depth = masked_l1_loss(depth_from_logits(outputs["depth"]), index, mask, targets["depth"])
+        dimensions = masked_l1_loss(outputs["dimensions"], index, mask, targets["dimensions"])
+        orientation = orientation_loss(
+            outputs["orientation"], index, mask, targets["orientation_bin"], targets["orientation_residual"]
+        )
+        size = masked_l1_loss(outputs["size"], index, mask, targets["size"])
+        offset = masked_l1_loss(outputs["offset"], index, mask, targets["offset"])
+        parts = {
+            "heatmap_loss": self.weights.heatmap * heatmap,
+            "depth_loss": self.weights.depth * depth,
+            "dimensions_loss": self.weights.dimensions * dimensions,
+            "orientation_loss": self.weights.orientation * orientation,
+            "size_loss": self.weights.size * size,
+            "offset_loss": self.weights.offset * offset,
+        }
+        return {"loss": sum(parts.values()), **parts}
+
+    def decode(
+        self,
+        outputs: dict[str, torch.Tensor],
+        to_original: torch.Tensor | None = None,
+        k: int = 100,
+        calib: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Top-K 3D detections (see :func:`~centernet.decode_mono3d.decode_mono3d`).
+
+        boxes (B, K, 4), scores, labels, centres (B, K, 2), depth, dimensions (B, K, 3), alpha; with
+        ``calib`` (B, 3, 4), P2 in original pixels when ``to_original`` (B, 2, 3) is given, also
+        location (B, K, 3) and rotation_y (B, K).
+        """
+        return decode_mono3d(outputs, k, to_original, calib)
+
+
+def orientation_loss(
+    prediction: torch.Tensor,  # (B, 8, h, w) orientation map
+    index: torch.Tensor,       # (B, M) flat centre positions
+    mask: torch.Tensor,        # (B, M) 1 for real objects
+    target_bin: torch.Tensor,  # (B, M, 2) 1 where alpha is in bin b
+    target_residual: torch.Tensor,  # (B, M, 2) alpha - bin centre (where the bin is set)
+) -> torch.Tensor:
+    """The original's BinRotLoss: bin classification + residual regression, for both bins.
+
+    ``sum_b [ CE(logits_b, bin_b) over objects + smooth_l1(sin_b, sin r_b) + smooth_l1(cos_b, cos r_b)
+    over the objects in bin b ]``, each term a mean (a residual term is 0 when no object is in
+    the bin). The cross-entropy over the two logits of each bin counts every real object: the
+    original multiplies the logits by the mask instead, so its padding slots add log 2 each.
+    """
+    pred = gather_at_index(prediction.float(), index)  # (B, M, 8)
+    m = mask.float()
+    total = pred.new_zeros(())
+    for b in range(2):
+        logits, sin, cos = pred[..., 4 * b : 4 * b + 2], pred[..., 4 * b + 2], pred[..., 4 * b + 3]
+        in_bin = target_bin[..., b].long()  # (B, M)
+        ce = F.cross_entropy(logits.reshape(-1, 2), in_bin.reshape(-1), reduction="none").view_as(m)
+        total = total + (ce * m).sum() / (m.sum() + 1e-4)
+        res_mask = m * in_bin.float()  # (B, M)
+        residual = target_residual[..., b].float()
+        res = F.smooth_l1_loss(sin, torch.sin(residual), reduction="none") + F.smooth_l1_loss(
+            cos, torch.cos(residual), reduction="none")
+        total = total + (res * res_mask).sum() / (res_mask.sum() + 1e-4)
+    return total

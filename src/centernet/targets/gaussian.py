@@ -13,6 +13,7 @@ answer. It is the default because every released CenterNet model was trained wit
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -44,17 +45,55 @@ def gaussian_radius(height: float, width: float, min_overlap: float = 0.7, exact
     return min(r1, r2, r3)
 
 
+def gaussian_radii(
+    heights: np.ndarray, widths: np.ndarray, min_overlap: float = 0.7, exact: bool = False
+) -> np.ndarray:
+    """:func:`gaussian_radius` of many boxes at once: (N,) float64 radii of (N,) heights and widths.
+
+    The same float64 operations in the same order, so every value equals ``gaussian_radius``'s bit for bit.
+    """
+    h, w, m = np.asarray(heights, np.float64), np.asarray(widths, np.float64), float(min_overlap)
+    hw = h + w
+    # Case 1: one corner inside the box, the other outside.
+    a1, b1, c1 = 1.0, hw, w * h * (1 - m) / (1 + m)
+    sq1 = np.sqrt(np.maximum(b1 * b1 - 4 * a1 * c1, 0.0))
+    # Case 2: both corners inside.
+    a2, b2, c2 = 4.0, 2 * hw, (1 - m) * w * h
+    sq2 = np.sqrt(np.maximum(b2 * b2 - 4 * a2 * c2, 0.0))
+    # Case 3: both corners outside.
+    a3, b3, c3 = 4 * m, -2 * m * hw, (m - 1) * w * h
+    sq3 = np.sqrt(np.maximum(b3 * b3 - 4 * a3 * c3, 0.0))
+    if exact:
+        r1 = (b1 - sq1) / (2 * a1)
+        r2 = (b2 - sq2) / (2 * a2)
+        r3 = (b3 + sq3) / (2 * a3)
+    else:  # the original code's formula
+        r1 = (b1 + sq1) / 2
+        r2 = (b2 + sq2) / 2
+        r3 = (b3 + sq3) / 2
+    return np.minimum(np.minimum(r1, r2), r3)
+
+
 def gaussian_2d(radius: int) -> np.ndarray:
     """(2r+1, 2r+1) float32 Gaussian with sigma = (2r+1)/6, peak exactly 1 at the centre.
 
     Values below float32 machine epsilon times the peak are set to 0, as the original.
+    A new (writable) array each call; :func:`draw_gaussian` uses a cached read-only copy.
     """
+    return cached_gaussian_2d(int(radius)).copy()
+
+
+@lru_cache(maxsize=1024)
+def cached_gaussian_2d(radius: int) -> np.ndarray:
+    """:func:`gaussian_2d`, computed once per radius and shared: read-only, do not modify."""
     diameter = 2 * radius + 1
     sigma = diameter / 6
     offsets = np.arange(-radius, radius + 1, dtype=np.float64)
     g = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma * sigma))
     g[g < np.finfo(np.float64).eps * g.max()] = 0
-    return g.astype(np.float32)
+    g = g.astype(np.float32)
+    g.flags.writeable = False
+    return g
 
 
 def draw_gaussian(heatmap: np.ndarray, center_xy: tuple[int, int], radius: int) -> np.ndarray:
@@ -62,7 +101,8 @@ def draw_gaussian(heatmap: np.ndarray, center_xy: tuple[int, int], radius: int) 
 
     The Gaussian is cut at the heatmap's border. Returns ``heatmap``.
     """
-    g = gaussian_2d(radius)
+    radius = int(radius)
+    g = cached_gaussian_2d(radius)
     x, y = int(center_xy[0]), int(center_xy[1])
     h, w = heatmap.shape
     left, right = min(x, radius), min(w - x, radius + 1)

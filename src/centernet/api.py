@@ -36,11 +36,12 @@ from .export import (
 )
 from .registry import create_model, list_models
 from .tasks import TASKS, build_task, task_from_split
-from .visualize import draw_boxes, draw_keypoints, heatmap_overlay, save_image
+from .visualize import birds_eye_view, draw_boxes, draw_boxes3d, draw_keypoints, heatmap_overlay, save_image
 
 if TYPE_CHECKING:
     from .engine.onnx_backend import OnnxRuntimeBackend
 
+OBJECT3D_FIELDS = ("dimensions", "location", "rotation_y", "alpha", "depth")  # what a 3D detection adds
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 BACKENDS = ("torch", "onnxruntime")  # what runs the network: PyTorch (a .pt), or ONNX Runtime (an exported .onnx)
 EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript", "safetensors": ".safetensors"}
@@ -66,6 +67,9 @@ class Detections:
     heatmap: np.ndarray | None = field(default=None, repr=False)
     keypoints: np.ndarray | None = None          # pose: (N, K, 3)
     skeleton: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    objects3d: dict[str, np.ndarray] | None = None  # 3D: dimensions (N, 3) h w l, location (N, 3), rotation_y,
+                                                    # alpha, depth (N,), in KITTI's camera frame (metres, radians)
+    calib: np.ndarray | None = field(default=None, repr=False)  # 3D: the camera's P2 (3, 4)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -75,10 +79,30 @@ class Detections:
         image = self.image
         if heatmap and self.heatmap is not None:
             image = heatmap_overlay(image, self.heatmap)
+        if self.objects3d is not None and self.calib is not None:
+            o = self.objects3d
+            return draw_boxes3d(image, o["dimensions"], o["location"], o["rotation_y"], self.labels, self.calib)
         image = draw_boxes(image, self.boxes, self.labels, self.scores, self.class_names, score_threshold=0.0)
         if self.keypoints is not None:
             image = draw_keypoints(image, self.keypoints, self.skeleton)
         return image
+
+    def bev(self, size: int = 400, depth: float = 60.0) -> np.ndarray:
+        """3D models: a bird's-eye view of the objects (size, size, 3) uint8 RGB, camera at the bottom centre."""
+        if self.objects3d is None:
+            raise CenterNetError("bev() needs 3D detections (a model trained with task='3d')")
+        o = self.objects3d
+        return birds_eye_view([(o["dimensions"], o["location"], o["rotation_y"], self.labels)], size, (0.0, depth),
+                              (-depth / 2, depth / 2))
+
+    def to_kitti(self) -> list:
+        """3D models: the objects as KITTI label rows (:class:`centernet.data.kitti.KittiObject`, with scores)."""
+        from .decode_mono3d import detections_to_kitti
+
+        if self.objects3d is None:
+            raise CenterNetError("to_kitti() needs 3D detections (a model trained with task='3d')")
+        dets = {"boxes": self.boxes, "scores": self.scores, "labels": self.labels, **self.objects3d}
+        return detections_to_kitti(dets, self.class_names, score_threshold=-1.0)
 
     def to_dict(self) -> dict:
         """Plain lists and numbers (what ``centernet predict`` writes to JSON)."""
@@ -88,6 +112,8 @@ class Detections:
         }
         if self.keypoints is not None:
             result["keypoints"] = np.round(self.keypoints, 3).tolist()
+        if self.objects3d is not None:
+            result.update({name: np.round(value, 4).tolist() for name, value in self.objects3d.items()})
         return result
 
     def save(self, path: str | Path, heatmap: bool = False) -> Path:
@@ -218,6 +244,8 @@ class CenterNet:
         resume_state = None
         if resume:
             data, out, train_split, val_split, shapes_config, settings, resume_state = self._resume_run(settings)
+        if self.task_name == "3d":
+            settings.setdefault("flip", 0.0)  # a mirrored image would need a mirrored camera
         cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
         task_name = self.task_name
         train = _checked(load_split(data, train_split, shapes_config, task=task_name), data, progress)
@@ -265,9 +293,7 @@ class CenterNet:
                 f"epochs={settings['epochs']} is out of range; the run already finished epoch {state['train_state']['epoch']}"
             )
         run = state["run"]
-        from .data.shapes import ShapesConfig
-
-        shapes = None if run["shapes_config"] is None else ShapesConfig(**run["shapes_config"])
+        shapes = None if run["shapes_config"] is None else _builtin_config(run["data"], run["shapes_config"])
         # The trainer restores the raw (not averaged) weights from the train state.
         return run["data"], Path(path).parent, run["train_split"], run["val_split"], shapes, settings, state["train_state"]
 
@@ -333,8 +359,12 @@ class CenterNet:
         keep_resolution: bool | None = None,
         flip: bool = False,
         scales: tuple[float, ...] | list[float] = (1.0,),
+        calib=None,
     ) -> list[Detections]:
         """Detect objects in an image path, folder, glob, (H, W, 3) RGB array, or a list of those.
+
+        3D models need each image's camera: ``calib`` a KITTI calib file or a (3, 4) P2 array for every
+        image; by default an image in KITTI's layout (``.../image_2/000123.png``) uses ``.../calib/000123.txt``.
 
         ``keep_resolution``: images are not resized, only padded to multiples of 32.
         ``flip``: test-time flip (the image and its mirror in one batch; heatmap and size averaged).
@@ -355,7 +385,8 @@ class CenterNet:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             images = [read_image_rgb(x) if isinstance(x, Path) else _check_array(x) for x in chunk]
-            dets, outputs = detect(self.model, self.task, images, settings, normalize)
+            calibs = [_camera_of(item, calib) for item in chunk] if self.task.name == "3d" else None
+            dets, outputs = detect(self.model, self.task, images, settings, normalize, calibs)
             boxes = dets["boxes"].cpu()
             for b, (item, image) in enumerate(zip(chunk, images)):
                 keep = dets["scores"][b].cpu() >= conf
@@ -371,6 +402,9 @@ class CenterNet:
                         heatmap=torch.sigmoid(outputs["heatmap"][b]).cpu().numpy() if heatmap else None,
                         keypoints=keypoints,
                         skeleton=[tuple(pair) for pair in getattr(self.task, "skeleton", ())],
+                        objects3d={name: dets[name][b].cpu()[keep].numpy() for name in OBJECT3D_FIELDS}
+                        if calibs is not None else None,
+                        calib=calibs[b] if calibs is not None else None,
                     )
                 )
         return results
@@ -468,6 +502,17 @@ class CenterNet:
             )
 
 
+def _builtin_config(data: str, settings: dict):
+    """The settings dataclass of a built-in dataset ('shapes', 'shapes_pose', 'shapes3d') from its dict."""
+    if data == "shapes_pose":
+        from .data.shapes_pose import ShapesPoseConfig as config_class
+    elif data == "shapes3d":
+        from .data.shapes3d import Shapes3DConfig as config_class
+    else:
+        from .data.shapes import ShapesConfig as config_class
+    return config_class(**settings)
+
+
 def _checked(split, data, progress: bool):
     """The dataset check before use: print one summary line, keep only images that decode."""
     from .data.check import check_split, summary_line, valid_samples
@@ -496,6 +541,28 @@ def _resolve_backend(model, backend: str | None) -> str:
 
 def _looks_like_weights(model) -> bool:
     return isinstance(model, Path) or str(model).endswith((".pt", ".pth")) or Path(str(model)).is_file()
+
+
+def _camera_of(item, calib) -> np.ndarray:
+    """P2 (3, 4) for one image: ``calib`` (a (3, 4) array or a KITTI calib file), else the KITTI calib beside it."""
+    from .data.kitti import KittiFormatError, read_calib_file
+
+    if calib is not None:
+        if isinstance(calib, (str, Path)):
+            return read_calib_file(calib)["P2"]
+        p2 = np.asarray(calib, np.float64)
+        if p2.shape != (3, 4) or not np.isfinite(p2).all():
+            raise CenterNetError(f"calib of shape {p2.shape} is not a finite (3, 4) projection matrix P2")
+        return p2
+    if isinstance(item, Path):
+        beside = item.parent.parent / "calib" / f"{item.stem}.txt"
+        if beside.is_file():
+            try:
+                return read_calib_file(beside)["P2"]
+            except KittiFormatError as e:
+                raise CenterNetError(str(e)) from None
+        raise CenterNetError(f"{item}: a 3D model needs the camera; no {beside} (KITTI layout) and no calib given")
+    raise CenterNetError("a 3D model needs the camera of an image array: give calib (a (3, 4) P2 or a calib file)")
 
 
 def _check_array(x) -> np.ndarray:

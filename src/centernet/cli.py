@@ -26,6 +26,13 @@ DEMO_TRAIN = dict(
 )
 
 
+# The pose and 3D demos: the built-in sets of those tasks, same budget. The 3D set's 640x192 images are trained
+# at their own size (a rectangular input) with no flip (a mirrored image would need a mirrored camera).
+DEMO_POSE_TRAIN = {**DEMO_TRAIN, "input_size": 256}
+DEMO_3D_TRAIN = {**DEMO_TRAIN, "input_size": 640, "input_height": 192, "batch_size": 8, "flip": 0.0}
+DEMO_DATA = {"detect": "shapes", "pose": "shapes_pose", "3d": "shapes3d"}
+
+
 def _scales(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(",") if x.strip())
@@ -60,7 +67,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", choices=("crop", "shift_scale", "none"), default="crop",
                    help="geometric augmentation: the original's random crop (default), its shift/scale variant, or none")
     p.add_argument("--no-color-aug", action="store_true", help="no brightness/contrast/saturation/PCA-lighting jitter")
-    p.add_argument("--fliplr", type=float, default=0.5, help="horizontal flip probability in training")
+    p.add_argument("--fliplr", type=float, default=None, help="horizontal flip probability in training (default 0.5; 0 for 3D)")
     p.add_argument("--no-ema", action="store_true", help="validate and save the raw weights, not their moving average")
     p.add_argument("--ema-decay", type=float, default=0.9998)
     p.add_argument("--ema-tau", type=float, default=2000.0, help="steps over which the EMA decay ramps up")
@@ -87,9 +94,8 @@ def _train_settings(args) -> dict:
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
         ema_tau=args.ema_tau, device=args.device, cache_images=args.cache, augment_mode=args.augment,
         color_aug=not args.no_color_aug, deterministic=args.deterministic, patience=args.patience,
-        grad_clip=args.grad_clip, compile=args.compile, flip=args.fliplr, sync_bn=args.sync_bn,
-        freeze_bn=args.freeze_bn,
-    )
+        grad_clip=args.grad_clip, compile=args.compile, sync_bn=args.sync_bn, freeze_bn=args.freeze_bn,
+    ) | ({} if args.fliplr is None else {"flip": args.fliplr})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="build the shapes set, train, evaluate, draw predictions (~10 min on 2 cores)")
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--task", choices=TASK_CHOICES, default="detect",
+                   help="detect (shapes), pose (articulated figures, keypoints), 3d (cuboids on a road, KITTI format)")
+    p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo_pose, runs/demo_3d)")
     p.add_argument("--minutes", type=float, default=DEMO_TRAIN["time_limit"], help="training time budget")
     p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
 
@@ -141,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--scales", type=_scales, default=(1.0,),
                    help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
+    p.add_argument("--calib", default=None,
+                   help="3D models: a KITTI calib file for every image (default: calib/<name>.txt beside image_2/)")
 
     p = sub.add_parser(
         "convert", help="convert a checkpoint of the original CenterNet (its model zoo .pth) to this package's format"
@@ -251,7 +261,11 @@ def cmd_export(args) -> int:
     from .export import output_layout
 
     columns = output_layout(model.task.name, getattr(model.task, "num_joints", 0)).split(",")
-    shown = ", ".join(columns[:6]) + (f", then {getattr(model.task, 'num_joints', 0)} x (kx, ky, ks)" if len(columns) > 6 else "")
+    shown = ", ".join(columns[:6])
+    if model.task.name == "pose":
+        shown += f", then {model.task.num_joints} x (kx, ky, ks)"
+    elif len(columns) > 6:
+        shown = ", ".join(columns)
     print(f"wrote {path}: (B, 3, H, W) float32 RGB in [0, 255] -> (B, {args.max_detections}, {len(columns)}) "
           f"[{shown}] in input pixels")
     return 0
@@ -259,12 +273,14 @@ def cmd_export(args) -> int:
 
 def cmd_predict(args) -> int:
     from . import CenterNet
+    from .data.kitti import write_label_file
     from .eval.coco import coco_results_from_predictions
+    from .visualize import save_image
 
     model = CenterNet.load(args.weights, backend=args.backend)
     results = model.predict(args.source, conf=args.conf, input_size=args.input_size, heatmap=args.heatmap,
                             precision=args.precision, keep_resolution=args.keep_resolution,
-                        flip=args.flip, scales=args.scales)
+                            flip=args.flip, scales=args.scales, calib=args.calib)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
@@ -273,43 +289,68 @@ def cmd_predict(args) -> int:
         r.save(out / f"{name}.jpg")
         if args.heatmap:
             r.save(out / f"{name}_heatmap.jpg", heatmap=True)
+        if r.objects3d is not None:  # KITTI result rows (KITTI's tools read them) and a bird's-eye view
+            write_label_file(out / "labels" / f"{name}.txt", r.to_kitti())
+            save_image(out / f"{name}_bev.jpg", r.bev())
         boxes = coco_results_from_predictions(
             [{"boxes": r.boxes, "scores": r.scores, "labels": r.labels}], [i], model.category_ids
         )
+        extra = r.to_dict()
         for n, rec in enumerate(boxes):
             if r.keypoints is not None:  # COCO keypoint results: [x, y, score] * J
                 rec["keypoints"] = [round(float(v), 2) for v in r.keypoints[n].reshape(-1)]
+            if r.objects3d is not None:
+                rec.update({key: extra[key][n] for key in r.objects3d})
             records.append({**rec, "file_name": str(r.path) if r.path else name})
         print(f"{r.path or name}: {len(r)} objects")
     (out / "predictions.json").write_text(json.dumps(records))
-    print(f"wrote {len(results)} images and predictions.json to {out}")
+    kitti = " and KITTI labels/" if any(r.objects3d is not None for r in results) else ""
+    print(f"wrote {len(results)} images, predictions.json{kitti} to {out}")
     return 0
 
 
 def cmd_demo(args) -> int:
     from . import CenterNet
-    from .data.shapes import ShapesConfig
-
-    out = Path(args.out)
-    start = time.perf_counter()
-    shapes = ShapesConfig(**DEMO_SHAPES)
-    model = CenterNet("resnet18")
-    settings = {**DEMO_TRAIN, "time_limit": args.minutes, "workers": args.workers}
-    metrics = model.train(data="shapes", out=out, shapes_config=shapes, **settings)
-    # Draw predictions of the trained model on a few validation images.
     from .data import load_split
 
-    val = load_split("shapes", "val", shapes)
+    task = args.task
+    out = Path(args.out or {"detect": "runs/demo", "pose": "runs/demo_pose", "3d": "runs/demo_3d"}[task])
+    start = time.perf_counter()
+    data, data_config, settings = _demo_setup(task)
+    model = CenterNet("resnet18", task=task)
+    settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
+    metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
+    # Draw predictions of the trained model on a few validation images.
+    val = load_split(data, "val", data_config, task=task)
     paths = [s.image_path for s in val.samples[:8]]
     results = model.predict(paths, conf=0.3, heatmap=True)
     for r in results:
         r.save(out / "predictions" / f"{r.path.stem}.jpg")
         r.save(out / "predictions" / f"{r.path.stem}_heatmap.jpg", heatmap=True)
+        if r.objects3d is not None:
+            from .visualize import save_image
+
+            save_image(out / "predictions" / f"{r.path.stem}_bev.jpg", r.bev())
     metrics["total_time_s"] = round(time.perf_counter() - start, 1)
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
     _print_final(metrics, out)
     print(f"predictions drawn in {out / 'predictions'}")
     return 0
+
+
+def _demo_setup(task: str):
+    """(data name, its settings, training settings) of a task's demo."""
+    if task == "pose":
+        from .data.shapes_pose import ShapesPoseConfig
+
+        return DEMO_DATA[task], ShapesPoseConfig(), DEMO_POSE_TRAIN
+    if task == "3d":
+        from .data.shapes3d import Shapes3DConfig
+
+        return DEMO_DATA[task], Shapes3DConfig(), DEMO_3D_TRAIN
+    from .data.shapes import ShapesConfig
+
+    return DEMO_DATA[task], ShapesConfig(**DEMO_SHAPES), DEMO_TRAIN
 
 
 def _jsonable(metrics: dict) -> dict:
@@ -319,8 +360,10 @@ def _jsonable(metrics: dict) -> dict:
 
 
 def _print_final(metrics: dict, out: Path) -> None:
+    from .engine.trainer import validation_line
+
     if "map" in metrics:
-        print(f"final: mAP {metrics['map']:.3f}  AP50 {metrics['map50']:.3f}  AP75 {metrics['map75']:.3f}")
+        print(f"final: {validation_line(metrics)}")
     print(f"run folder: {out} (best.pt, last.pt, results.csv, results.png, metrics.json)")
 
 

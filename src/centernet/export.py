@@ -4,7 +4,8 @@ The exported graph maps
 
     images      (B, 3, H, W) float32, RGB, pixel values in [0, 255] (not normalised)
     -> detections (B, K, 6) float32, rows [x1, y1, x2, y2, score, class], sorted by score
-       (pose: (B, K, 6 + 3J), each row followed by its J joints as x, y, score)
+       (pose: (B, K, 6 + 3J), each row followed by its J joints as x, y, score; 3D: (B, K, 13), each
+       row followed by the 3D centre's image point cx, cy, depth, h, w, l, alpha)
 
 with boxes in input pixels (the 3x3 max-pool peak, plus the offset, +- size / 2, times the
 output stride 4), score in [0, 1] and the class index 0..C-1 stored as a float. Every image
@@ -149,6 +150,8 @@ class ExportModule(nn.Module):
         outputs = self.model(x)
         if self.task_name == "pose":
             return self._pose_rows(outputs)
+        if self.task_name == "3d":
+            return self._mono3d_rows(outputs)
         scores, classes, pixel, xs, ys = topk_peaks_fixed(heatmap_peaks(outputs["heatmap"]), self.max_detections)
         boxes = boxes_at_peaks(outputs, pixel, xs, ys) * self.stride  # (B, K, 4) input pixels
         return torch.cat([boxes, scores.unsqueeze(-1), classes.unsqueeze(-1).float()], dim=-1)  # (B, K, 6)
@@ -166,11 +169,29 @@ class ExportModule(nn.Module):
         return torch.cat([boxes, dets["scores"].unsqueeze(-1), dets["labels"].unsqueeze(-1).float(), joints], dim=-1)
 
 
+    def _mono3d_rows(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """3D: (B, K, 13) rows, the box row then the 3D centre's image point (cx, cy, input pixels), depth (m),
+        dimensions h w l (m) and alpha (rad); the runtime turns them into a location with the camera's P2."""
+        from .decode_mono3d import decode_mono3d
+
+        dets = decode_mono3d(outputs, self.max_detections)
+        columns = [
+            dets["boxes"] * self.stride, dets["scores"].unsqueeze(-1), dets["labels"].unsqueeze(-1).float(),
+            dets["centres"] * self.stride, dets["depth"].unsqueeze(-1), dets["dimensions"], dets["alpha"].unsqueeze(-1),
+        ]
+        return torch.cat(columns, dim=-1)
+
+
+MONO3D_COLUMNS = ("cx", "cy", "depth", "h", "w", "l", "alpha")  # what a 3D export adds to each row
+
+
 def output_layout(task_name: str = "detect", num_joints: int = 0) -> str:
-    """The exported rows' columns, comma-separated (pose appends J (x, y, score) triples)."""
+    """The exported rows' columns, comma-separated (pose appends J (x, y, score) triples, 3D its MONO3D_COLUMNS)."""
     columns = list(OUTPUT_LAYOUT)
     if task_name == "pose":
         columns += [f"{axis}{j}" for j in range(num_joints) for axis in ("kx", "ky", "ks")]
+    if task_name == "3d":
+        columns += MONO3D_COLUMNS
     return ",".join(columns)
 
 

@@ -75,6 +75,9 @@ class OnnxRuntimeBackend:
         if self.metadata.task == "pose":  # (B, K, J, 3) joints after the box columns
             joints = rows[..., 6:].reshape(rows.shape[0], rows.shape[1], -1, 3)
             dets["keypoints"] = torch.cat([joints[..., :2] / self.metadata.output_stride, joints[..., 2:]], dim=-1)
+        if self.metadata.task == "3d":  # centre point, depth, dimensions, alpha after the box columns
+            dets["centres"] = rows[..., 6:8] / self.metadata.output_stride
+            dets["depth"], dets["dimensions"], dets["alpha"] = rows[..., 8], rows[..., 9:12], rows[..., 12]
         return dets, None
 
 

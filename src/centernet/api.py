@@ -185,6 +185,7 @@ class CenterNet:
         options = {} if self.head_conv is None else {"head_conv": self.head_conv}
         self.model = create_model(self.model_name, heads=self.task.heads(), pretrained=self.pretrained, **options)
         self.head_conv = self.model.head_conv
+        set_head_biases(self.model, getattr(self.task, "initial_biases", dict)())
         self.class_names, self.category_ids = list(class_names), list(category_ids)
 
     def _load(self, weights: str | Path) -> None:
@@ -500,6 +501,23 @@ class CenterNet:
             raise CenterNetError(
                 f"cannot {action} {str(self.weights_path)!r}: an ONNX export runs inference only; {action} the .pt checkpoint"
             )
+
+
+def set_head_biases(model: torch.nn.Module, biases: dict[str, float]) -> None:
+    """Fill the output bias of each named head (every stack's, for Hourglass) with a constant.
+
+    A head's output convolutions are those under ``heads.<name>`` with the head's channel count.
+    """
+    for name, value in biases.items():
+        found = False
+        channels = model.head_channels[name]
+        for module_name, module in model.named_modules():
+            if (module_name.startswith(f"heads.{name}.") and isinstance(module, torch.nn.Conv2d)
+                    and module.out_channels == channels and module.bias is not None):
+                torch.nn.init.constant_(module.bias, value)
+                found = True
+        if not found:
+            raise CenterNetError(f"the model has no head {name!r} to initialise")
 
 
 def _builtin_config(data: str, settings: dict):

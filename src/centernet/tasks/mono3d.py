@@ -12,6 +12,7 @@ Shapes: B batch, C classes, h, w output size, M max objects, K detections.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -48,6 +49,7 @@ class Mono3DTask:
     min_overlap: float = 0.7
     exact_radius: bool = False
     centre: str = "box"          # peak at the 2D box centre ("box", the original) or the projected 3D centre
+    initial_depth: float = 20.0  # metres the depth head starts at (its bias -log(d)); the original starts at 1 m
     weights: Mono3DLossWeights = field(default_factory=Mono3DLossWeights)
     name: str = "3d"
     needs: tuple[str, ...] = ("objects3d", "calib")  # per-object 3D boxes; P2 for the projected centres
@@ -60,6 +62,15 @@ class Mono3DTask:
 
     def heads(self) -> dict[str, int]:
         return {"heatmap": self.num_classes, "depth": 1, "dimensions": 3, "orientation": 8, "size": 2, "offset": 2}
+
+    def initial_biases(self) -> dict[str, float]:
+        """Output biases of new heads: depth starts at ``initial_depth`` (1/sigmoid(x) - 1 = exp(-x)).
+
+        The original starts every regression head at 0, i.e. at a depth of 1 m; with depths of 5-60 m the L1
+        gradient then moves the bias by about one learning rate per step, so short runs spend hundreds of
+        steps only reaching the right range (measured: the depth loss stayed near 30 over the first 100 steps).
+        """
+        return {"depth": -math.log(self.initial_depth)}
 
     def config(self) -> dict:
         """What a checkpoint must carry, beyond the class list, to rebuild this task."""

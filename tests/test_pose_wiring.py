@@ -97,3 +97,16 @@ def test_ground_truth_as_predictions_gives_keypoint_ap_one(tmp_path):
     assert metrics["kp_map"] == pytest.approx(1.0)
     prediction["keypoints"][:, :, 0] += 6  # every joint 6 px off: OKS well below 1 for these sizes
     assert task.evaluate(split, [prediction], [sample.image_id])["kp_map"] < 0.5
+
+
+def test_an_image_without_persons_gives_empty_joint_targets(tmp_path):
+    """Background images (no person) are common in real pose data (coco_mini has 40 of 79 in val)."""
+    split = pose_split(tmp_path)
+    sample = split.samples[0]
+    sample.boxes, sample.labels = sample.boxes[:0], sample.labels[:0]
+    sample.keypoints = np.zeros((0, J, 3), np.float32)
+    task = task_from_split("pose", split)
+    dataset = DetectionDataset(split, 64, task.encoder(), AugmentConfig(mode="none", flip=1.0, color=False),
+                               needs=task.needs, flip_perm=task.flip_perm)
+    targets = dataset[0]["targets"]
+    assert targets["mask"].sum() == 0 and targets["joint_heatmap"].sum() == 0

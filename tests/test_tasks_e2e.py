@@ -214,3 +214,22 @@ def test_3d_ground_truth_as_predictions_scores_one_through_the_task():
     predictions[0]["location"] = predictions[0]["location"] + torch.tensor([0.0, 0.0, 3.0])  # one frame 3 m too far
     worse = task.evaluate(split, predictions, [s.image_id for s in split.samples])
     assert worse["ap3d_moderate"] < 1.0 and worse["ap2d_moderate"] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "coco_mini").is_dir(), reason="../shared/data/coco_mini not present")
+def test_coco_mini_keypoints_ground_truth_scores_one_with_the_json_areas():
+    """Real COCO persons: the OKS scale is the json's (mask) area, not the box's, and images whose persons have
+    no labelled joint (given no predictions) must not break the evaluation."""
+    split = load_split(SHARED_DATA / "coco_mini", "val2017", task="pose")
+    raw = json.loads((SHARED_DATA / "coco_mini" / "annotations" / "person_keypoints_val2017.json").read_text())
+    expected = sorted(round(a["area"], 2) for a in raw["annotations"] if not a["iscrowd"])
+    assert sorted(round(a["area"], 2) for a in split.to_coco()["annotations"] if not a["iscrowd"]) == expected
+    task = task_from_split("pose", split)
+    predictions = []
+    for s in split.samples:
+        labelled = torch.from_numpy((s.keypoints[:, :, 2] > 0).any(axis=1))  # persons the encoder trains on
+        predictions.append({"boxes": torch.from_numpy(s.boxes)[labelled], "scores": torch.ones(int(labelled.sum())),
+                            "labels": torch.from_numpy(s.labels)[labelled],
+                            "keypoints": torch.from_numpy(s.keypoints)[labelled]})
+    assert any(len(p["scores"]) == 0 for p in predictions)
+    assert task.evaluate(split, predictions, [s.image_id for s in split.samples])["kp_map"] == pytest.approx(1.0)

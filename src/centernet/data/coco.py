@@ -85,12 +85,18 @@ def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = 
     for image_id, (path, width, height) in images.items():
         builder = SampleBuilder(json_path, width, height, problems)
         joints: list[np.ndarray] = []  # (K, 3) per kept person, in box order
+        areas: list[float] = []  # per kept object: the json's area (its mask's), NaN where it has none
         for index, ann in by_image.get(image_id, []):
             if _integer(ann.get("category_id")) in skipped:
                 continue  # pose mode: not a person
+            kept_before = len(builder.boxes)
             if _add_annotation(builder, index, ann, label_of) and spec is not None:
                 joints.append(_person_joints(builder, index, ann, spec.num_joints))
+            if len(builder.boxes) > kept_before:
+                area = _number(ann.get("area"))
+                areas.append(area if area is not None and 0 < area < float("inf") else float("nan"))
         sample = builder.build(path, image_id)
+        sample.areas = np.asarray(areas, np.float64)
         if spec is not None:
             sample.keypoints = np.asarray(joints, np.float32).reshape(-1, spec.num_joints, 3)  # (N, K, 3)
         samples.append(sample)

@@ -131,7 +131,10 @@ class DetectionDataset(Dataset):
         """
         if sample.keypoints is None:
             raise CenterNetError(f"{sample.image_path}: the sample has no keypoints; the pose task needs them")
-        keypoints = np.asarray(sample.keypoints, np.float32).reshape(len(sample.boxes), -1, 3).copy()
+        keypoints = np.array(sample.keypoints, np.float32)  # (N, K, 3), a copy
+        if keypoints.ndim != 3 or len(keypoints) != len(sample.boxes):
+            raise CenterNetError(f"{sample.image_path}: keypoints of shape {keypoints.shape} for {len(sample.boxes)} "
+                                 "objects; expected (N, K, 3)")
         xy = keypoints[..., :2].astype(np.float64)  # (N, K, 2)
         keypoints[..., :2] = xy @ to_output[:, :2].T + to_output[:, 2]
         if flipped and self.flip_perm is not None:

@@ -72,6 +72,9 @@ class DetectionSample:
     boxes: np.ndarray = field(default_factory=_empty_boxes)          # (N, 4) float32 xyxy pixels
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))  # (N,) 0..C-1
     ignore_boxes: np.ndarray = field(default_factory=_empty_boxes)   # (G, 4) crowd / difficult regions
+    # COCO data: (N,) each object's area as the json gives it (its mask's; NaN where absent): COCO's
+    # evaluation uses it for the small / medium / large ranges and as the OKS scale. None: the box area.
+    areas: np.ndarray | None = None
     # Pose data only: (N, K, 3) per object, x y in image pixels and v (0 unlabelled, 1 occluded, 2 visible).
     keypoints: np.ndarray | None = None
     # 3D data only (KITTI): (N, 8) per object: h, w, l (metres), x, y, z (camera frame, metres, the bottom
@@ -122,13 +125,16 @@ class DatasetSplit:
                 for j, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
                     label = int(labels[j]) if labels is not None else 0
                     w, h = x2 - x1, y2 - y1
+                    area = w * h
+                    if labels is not None and s.areas is not None and j < len(s.areas) and s.areas[j] > 0:
+                        area = float(s.areas[j])  # NaN fails the test: the box area then
                     annotations.append(
                         {
                             "id": len(annotations) + 1,
                             "image_id": s.image_id,
                             "category_id": self.category_ids[label],
                             "bbox": [x1, y1, w, h],
-                            "area": w * h,
+                            "area": area,
                             "iscrowd": crowd,
                         }
                     )

@@ -208,6 +208,8 @@ def coco_keypoint_results_from_predictions(
     for pred, image_id in zip(predictions, image_ids):
         keypoints = _to_numpy(pred["keypoints"], "keypoints").astype(np.float64)
         scores = _to_numpy(pred["scores"], "scores").astype(np.float64).reshape(-1)
+        if len(scores) == 0:  # no person in this image (numpy cannot infer J from an empty array)
+            continue
         keypoints = keypoints.reshape(len(scores), -1, 3)  # (N, J, 3)
         labels = _to_numpy(pred["labels"], "labels").reshape(-1) if "labels" in pred else np.zeros(len(scores), int)
         boxes = _to_numpy(pred["boxes"], "boxes").astype(np.float64).reshape(-1, 4) if "boxes" in pred else None

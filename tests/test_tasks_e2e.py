@@ -233,3 +233,16 @@ def test_coco_mini_keypoints_ground_truth_scores_one_with_the_json_areas():
                             "keypoints": torch.from_numpy(s.keypoints)[labelled]})
     assert any(len(p["scores"]) == 0 for p in predictions)
     assert task.evaluate(split, predictions, [s.image_id for s in split.samples])["kp_map"] == pytest.approx(1.0)
+
+
+def test_3d_centre_option_is_kept_and_bad_options_are_one_line():
+    split = load_split("shapes3d", "val", SCENE, task="3d")
+    task = task_from_split("3d", split, {"centre": "projected"})
+    assert task.centre == "projected" and task.config() == {"centre": "projected"}
+    from centernet.tasks import build_task
+
+    assert build_task("3d", 3, task.config()).centre == "projected"
+    with pytest.raises(CenterNetError, match="centre='middle' is out of range"):
+        task_from_split("3d", split, {"centre": "middle"})
+    with pytest.raises(CenterNetError, match="unknown 3d task option"):
+        task_from_split("3d", split, {"center": "box"})

@@ -125,8 +125,11 @@ class CenterNet:
 
     Args:
         model: a registered architecture (see ``list_models()``) or a checkpoint path (``best.pt``).
-        task: what a new model learns: 'detect' (boxes, the default) or 'pose' (persons with keypoints;
-            the joints come from the training data). A checkpoint knows its task.
+        task: what a new model learns: 'detect' (boxes, the default), 'pose' (persons with keypoints;
+            the joints come from the training data) or '3d' (KITTI-style monocular 3D boxes). A checkpoint
+            knows its task.
+        task_options: settings of the task beyond the data; 3D: ``{"centre": "projected"}`` puts the peak at
+            the projected 3D centre instead of the 2D box centre (the original's).
         num_classes: classes of a new model; by default taken from the training data.
         head_conv: channels of each head's hidden layer (default: the architecture's, 64 for ResNets, 256
             for DLA-34 and Hourglass-104).
@@ -142,6 +145,7 @@ class CenterNet:
         model: str | Path = "resnet18",
         task: str | None = None,
         num_classes: int | None = None,
+        task_options: dict | None = None,
         head_conv: int | None = None,
         pretrained: str | Path | None = None,
         device: str = "cpu",
@@ -160,6 +164,7 @@ class CenterNet:
         if task is not None and task not in TASKS:
             raise CenterNetError(f"task={task!r} is not known; expected one of: {', '.join(TASKS)}")
         self.task_name = task or "detect"
+        self.task_options = dict(task_options or {})
         if self.backend == "onnxruntime":
             self._load_onnx(model)
         elif _looks_like_weights(model):
@@ -254,7 +259,7 @@ class CenterNet:
         if not train.samples:
             raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no valid images")
         seed_everything(cfg.seed)
-        task = task_from_split(task_name, train)
+        task = task_from_split(task_name, train, self.task_options)
         if self.model is None or self.task.heads() != task.heads():
             if self.model is not None:
                 print(f"re-building the heads for {task.heads()} (the model had {self.task.heads()})")

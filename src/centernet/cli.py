@@ -45,7 +45,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="dataset: a YOLO data.yaml or folder, a VOC folder, a COCO folder or .json, or 'shapes' (built-in)")
     p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
     p.add_argument("--task", choices=TASK_CHOICES, default=None,
-                   help="detect (boxes, default), pose (persons + keypoints from the data's joints)")
+                   help="detect (boxes, default), pose (persons + keypoints from the data's joints), 3d (KITTI boxes)")
+    p.add_argument("--centre", choices=("box", "projected"), default=None,
+                   help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
@@ -106,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=TASK_CHOICES, default="detect",
                    help="detect (shapes), pose (articulated figures, keypoints), 3d (cuboids on a road, KITTI format)")
     p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo_pose, runs/demo_3d)")
+    p.add_argument("--centre", choices=("box", "projected"), default=None,
+                   help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
     p.add_argument("--minutes", type=float, default=DEMO_TRAIN["time_limit"], help="training time budget")
     p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
 
@@ -212,7 +216,9 @@ def cmd_train(args) -> int:
         metrics = model.train(resume=True, workers=args.workers, progress=_is_main_process(), **overrides)
         _print_final(metrics, weights.parent)
         return 0
-    model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained, device=args.device)
+    options = {} if args.centre is None else {"centre": args.centre}
+    model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained,
+                      device=args.device, task_options=options)
     val_split = None if args.val_split.lower() == "none" else args.val_split
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
                           progress=_is_main_process(), **_train_settings(args))
@@ -317,7 +323,7 @@ def cmd_demo(args) -> int:
     out = Path(args.out or {"detect": "runs/demo", "pose": "runs/demo_pose", "3d": "runs/demo_3d"}[task])
     start = time.perf_counter()
     data, data_config, settings = _demo_setup(task)
-    model = CenterNet("resnet18", task=task)
+    model = CenterNet("resnet18", task=task, task_options={} if args.centre is None else {"centre": args.centre})
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
     # Draw predictions of the trained model on a few validation images.

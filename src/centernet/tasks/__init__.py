@@ -38,8 +38,21 @@ def build_task(name: str, num_classes: int, config: dict | None = None):
     raise CenterNetError(f"task {name!r} is not known; expected one of: {', '.join(TASKS)}")
 
 
-def task_from_split(name: str, split):
-    """The task ``name`` for training on ``split`` (its classes, and for pose its joints)."""
+def task_from_split(name: str, split, options: dict | None = None):
+    """The task ``name`` for training on ``split`` (its classes, and for pose its joints).
+
+    ``options``: task settings beyond the data (3D: ``{"centre": "box" | "projected"}``).
+    """
+    options = dict(options or {})
+    if name == "3d":
+        unknown = sorted(set(options) - {"centre"})
+        if unknown:
+            raise CenterNetError(f"unknown 3d task option(s) {unknown}; expected 'centre'")
+        if options.get("centre", "box") not in ("box", "projected"):
+            raise CenterNetError(f"centre={options['centre']!r} is out of range; expected 'box' or 'projected'")
+        return build_task(name, split.num_classes, options)
+    if options:
+        raise CenterNetError(f"task {name!r} takes no options, got {sorted(options)}")
     if name == "pose":
         spec = split.keypoint_spec
         if spec is None:

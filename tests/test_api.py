@@ -70,9 +70,11 @@ def test_cli_val_and_predict(trained_run, tmp_path, capsys):
     weights = str(trained_run["out"] / "best.pt")
     dataset = load_split("shapes", "val", TINY_SHAPES)
     data_dir = str(dataset.samples[0].image_path.parents[2])
-    assert main(["val", "--weights", weights, "--data", data_dir, "--out", str(tmp_path / "val")]) == 0
+    assert main(["val", "--weights", weights, "--data", data_dir, "--out", str(tmp_path / "val"), "--voc07"]) == 0
     metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
     assert 0 <= metrics["map"] <= 1 and "map50" in metrics and "map75" in metrics
+    assert 0 <= metrics["map50_voc07"] <= 1 and set(metrics["per_class_voc07"]) == set(dataset.class_names)
+    assert "VOC07 11-point mAP@0.5" in capsys.readouterr().out
     images = str(dataset.samples[0].image_path.parent)
     assert main(["predict", images, "--weights", weights, "--out", str(tmp_path / "pred"), "--heatmap"]) == 0
     drawn = sorted(p.name for p in (tmp_path / "pred").glob("*.jpg"))

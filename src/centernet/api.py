@@ -318,8 +318,12 @@ class CenterNet:
         keep_resolution: bool | None = None,
         flip: bool = False,
         scales: tuple[float, ...] | list[float] = (1.0,),
+        voc07: bool = False,
     ) -> dict:
         """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there.
+
+        ``voc07``: also PASCAL VOC2007's 11-point mAP at IoU 0.5 (``map50_voc07``, ``per_class_voc07``),
+        difficult objects (every ignore region) neither true nor false positives, as the VOC devkit.
 
         ``keep_resolution``: images are not resized, only padded to multiples of 32 (else letterboxed
         into ``input_size``); None: the model's default (True when trained on a rectangular input).
@@ -336,10 +340,12 @@ class CenterNet:
                 )
         settings = self._settings(input_size, precision, keep_resolution, flip, scales)
         metrics, results = evaluate_split(
-            self.model, self.task, split_data, settings, Normalize(self.mean, self.std), batch_size, workers, progress
+            self.model, self.task, split_data, settings, Normalize(self.mean, self.std), batch_size, workers, progress,
+            voc07,
         )
         summary = {k: metrics[k] for k in self.task.headline}
         summary |= {"per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
+        summary |= {k: metrics[k] for k in ("map50_voc07", "per_class_voc07") if k in metrics}
         if out is not None:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
     p.add_argument("--keep-resolution", action="store_true", default=None,
                    help="no resize: pad each image to multiples of 32 (default for models trained with --input-height)")
+    p.add_argument("--voc07", action="store_true",
+                   help="also PASCAL VOC2007 11-point mAP at IoU 0.5 (difficult / ignored boxes neither TP nor FP)")
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--scales", type=_scales, default=(1.0,),
                    help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
@@ -238,8 +240,11 @@ def cmd_val(args) -> int:
     model = CenterNet.load(args.weights, backend=args.backend)
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
                         batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution,
-                        flip=args.flip, scales=args.scales)
+                        flip=args.flip, scales=args.scales, voc07=args.voc07)
     print(CenterNet.format_metrics(metrics))
+    if args.voc07:
+        per_class = ", ".join(f"{name} {ap:.3f}" for name, ap in metrics["per_class_voc07"].items())
+        print(f"VOC07 11-point mAP@0.5: {metrics['map50_voc07']:.3f} ({per_class})")
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
 

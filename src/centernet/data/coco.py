@@ -345,10 +345,10 @@ def _add_annotation(builder: SampleBuilder, index: int, ann: dict, label_of: dic
     if crowd not in (0, 1, None):  # True and False are 1 and 0
         builder.problem("malformed_label", f"{what}: 'iscrowd' must be 0 or 1, got {_short(crowd)}")
         return False
-    if crowd:
-        builder.add([x, y, x + w, y + h], None, what=f"{what} (crowd)")
-        return False
     category_id = _integer(ann.get("category_id"))
+    if crowd:  # ignored for its own category (for every one when the category is unknown)
+        builder.add([x, y, x + w, y + h], None, what=f"{what} (crowd)", ignore_for=label_of.get(category_id, -1))
+        return False
     if category_id is None:
         builder.problem("malformed_label", f"{what}: no integer 'category_id' (got {_short(ann.get('category_id'))})")
         return False

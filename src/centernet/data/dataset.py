@@ -17,7 +17,7 @@ from ..errors import CenterNetError
 from ..models.centernet import OUTPUT_STRIDE  # the model's stride is the one targets are drawn at
 from .augment import color_augment
 from .images import read_image_rgb  # the one image reader (training, evaluation, prediction)
-from .samples import DatasetSplit, DetectionSample
+from .samples import DatasetSplit, DetectionSample, ignore_labels_of
 from .transforms import (
     AugmentConfig,
     clip_boxes,
@@ -119,7 +119,8 @@ class DetectionDataset(Dataset):
         if "objects3d" in self.needs:
             extras.update(self._objects3d(sample, to_output, flipped=to_input[0, 0] < 0))
         targets = self.encoder(
-            boxes=boxes, labels=sample.labels, output_size=(out_h, out_w), ignore_boxes=ignore, **extras
+            boxes=boxes, labels=sample.labels, output_size=(out_h, out_w), ignore_boxes=ignore,
+            ignore_labels=ignore_labels_of(sample), **extras,
         )
         item["targets"] = {k: torch.from_numpy(v) for k, v in targets.items()}
         return item

@@ -157,9 +157,9 @@ class KittiClassMap:
 
     ``classes`` are trained (labels 0..C-1 in this order, category ids 1..C; a class wins over the lists
     below, so ``classes=("Car", "Van")`` trains vans). Types in ``ignore``
-    become ignore regions (no positive and no negative loss), as in the original CenterNet; the value
-    names the class the region is meant for (None: every class), which is documentation only for now:
-    a sample's ignore regions apply to every class. Types in ``skip`` are left out without a problem;
+    become ignore regions, as in the original CenterNet: no positive, and no negative loss in the heatmap
+    of the class the value names (None, or a name that is not a class: every class); evaluation treats
+    them the same way. Types in ``skip`` are left out without a problem;
     any other type is reported as ``unknown_class`` and skipped.
     """
 
@@ -326,8 +326,8 @@ def _add_row(builder: SampleBuilder, obj: KittiObject, line: int, label_of: dict
     """Add one row's box (object or ignore region); the object's 3D row (8,) when its box is kept."""
     what = f"object {one_line(obj.type, 40)}"
     if obj.type not in label_of:  # a class wins over the ignore and skip lists
-        if obj.type in class_map.ignore:
-            builder.add(obj.box, None, line, what=what)
+        if obj.type in class_map.ignore:  # ignored for the class it names (every class for None or a non-class)
+            builder.add(obj.box, None, line, what=what, ignore_for=label_of.get(class_map.ignore[obj.type], -1))
         elif obj.type not in class_map.skip:
             builder.drop("unknown_class", f"{what}: type {one_line(obj.type, 40)!r} is not a class, an ignored "
                                           "or a skipped type; skipped", line)

@@ -72,6 +72,9 @@ class DetectionSample:
     boxes: np.ndarray = field(default_factory=_empty_boxes)          # (N, 4) float32 xyxy pixels
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))  # (N,) 0..C-1
     ignore_boxes: np.ndarray = field(default_factory=_empty_boxes)   # (G, 4) crowd / difficult regions
+    # (G,) the class each ignore region is ignored for (a crowd's category, a difficult object's class, KITTI's
+    # Van for Car), -1 for every class (KITTI's DontCare); None: every region for every class.
+    ignore_labels: np.ndarray | None = None
     # COCO data: (N,) each object's area as the json gives it (its mask's; NaN where absent): COCO's
     # evaluation uses it for the small / medium / large ranges and as the OKS scale. None: the box area.
     areas: np.ndarray | None = None
@@ -121,27 +124,30 @@ class DatasetSplit:
         images, annotations = [], []
         for s in self.samples:
             images.append({"id": s.image_id, "file_name": s.image_path.name, "width": s.width, "height": s.height})
-            for boxes, labels, crowd in ((s.boxes, s.labels, 0), (s.ignore_boxes, None, 1)):
-                for j, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
-                    label = int(labels[j]) if labels is not None else 0
-                    w, h = x2 - x1, y2 - y1
-                    area = w * h
-                    if labels is not None and s.areas is not None and j < len(s.areas) and s.areas[j] > 0:
-                        area = float(s.areas[j])  # NaN fails the test: the box area then
-                    annotations.append(
-                        {
-                            "id": len(annotations) + 1,
-                            "image_id": s.image_id,
-                            "category_id": self.category_ids[label],
-                            "bbox": [x1, y1, w, h],
-                            "area": area,
-                            "iscrowd": crowd,
-                        }
-                    )
-                    if labels is not None and s.keypoints is not None:  # pose: the joints, for OKS
-                        joints = np.asarray(s.keypoints[j], np.float64).reshape(-1, 3)
-                        annotations[-1]["keypoints"] = [round(float(v), 2) for v in joints.reshape(-1)]
-                        annotations[-1]["num_keypoints"] = int((joints[:, 2] > 0).sum())
+            # Objects, then ignore regions as crowd boxes of their class (pycocotools matches a crowd box only
+            # to detections of its own category); a region for every class becomes one crowd box per class.
+            regions = [(box, label, 0, j) for j, (box, label) in enumerate(zip(s.boxes.tolist(), s.labels.tolist()))]
+            for box, label in zip(s.ignore_boxes.tolist(), ignore_labels_of(s).tolist()):
+                regions += [(box, c, 1, -1) for c in ([label] if label >= 0 else range(self.num_classes))]
+            for (x1, y1, x2, y2), label, crowd, j in regions:
+                w, h = x2 - x1, y2 - y1
+                area = w * h
+                if not crowd and s.areas is not None and j < len(s.areas) and s.areas[j] > 0:
+                    area = float(s.areas[j])  # NaN fails the test: the box area then
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": s.image_id,
+                        "category_id": self.category_ids[label],
+                        "bbox": [x1, y1, w, h],
+                        "area": area,
+                        "iscrowd": crowd,
+                    }
+                )
+                if not crowd and s.keypoints is not None:  # pose: the joints, for OKS
+                    joints = np.asarray(s.keypoints[j], np.float64).reshape(-1, 3)
+                    annotations[-1]["keypoints"] = [round(float(v), 2) for v in joints.reshape(-1)]
+                    annotations[-1]["num_keypoints"] = int((joints[:, 2] > 0).sum())
         categories = [{"id": i, "name": n} for i, n in zip(self.category_ids, self.class_names)]
         if self.keypoint_spec is not None:
             spec = self.keypoint_spec
@@ -149,6 +155,14 @@ class DatasetSplit:
                 category["keypoints"] = list(spec.names) or [f"joint{j}" for j in range(spec.num_joints)]
                 category["skeleton"] = [[a + 1, b + 1] for a, b in spec.skeleton]  # COCO's are 1-based
         return {"info": {}, "images": images, "annotations": annotations, "categories": categories}
+
+
+def ignore_labels_of(sample: DetectionSample) -> np.ndarray:
+    """(G,) the class each of ``sample``'s ignore regions is for, -1 for every class."""
+    g = len(sample.ignore_boxes)
+    if sample.ignore_labels is None:
+        return np.full(g, -1, np.int64)
+    return np.asarray(sample.ignore_labels, np.int64).reshape(g)
 
 
 def problem_summary(problems: Sequence[DatasetProblem]) -> str:
@@ -173,13 +187,17 @@ class SampleBuilder:
         self.boxes: list[list[float]] = []   # (N, 4) xyxy pixels
         self.labels: list[int] = []          # (N,) contiguous labels
         self.ignore: list[list[float]] = []  # (G, 4) xyxy pixels
+        self.ignore_labels: list[int] = []   # (G,) the class each region is for, -1 every class
         self.dropped = 0                     # object boxes dropped (unknown class, zero area)
 
     def problem(self, kind: str, message: str, line: int | None = None) -> None:
         self.problems.append(DatasetProblem(self.file, line, kind, message))
 
-    def add(self, box: Sequence[float], label: int | None, line: int | None = None, what: str = "box") -> bool:
+    def add(self, box: Sequence[float], label: int | None, line: int | None = None, what: str = "box",
+            ignore_for: int = -1) -> bool:
         """Add an xyxy pixel box with contiguous ``label``, or an ignore region when ``label`` is None.
+
+        An ignore region is ignored for class ``ignore_for`` only (-1: for every class).
 
         A box outside the image is clipped (problem ``box_clipped``); one with zero or
         negative area after clipping is dropped (``zero_area``). ``what`` names the box in
@@ -203,6 +221,7 @@ class SampleBuilder:
             self.problem("box_clipped", f"{shown} extends outside the {self.width}x{self.height} image; clipped", line)
         if label is None:
             self.ignore.append([cx1, cy1, cx2, cy2])
+            self.ignore_labels.append(int(ignore_for))
         else:
             self.boxes.append([cx1, cy1, cx2, cy2])
             self.labels.append(label)
@@ -223,6 +242,7 @@ class SampleBuilder:
             boxes=np.asarray(self.boxes, np.float32).reshape(-1, 4),
             labels=np.asarray(self.labels, np.int64),
             ignore_boxes=np.asarray(self.ignore, np.float32).reshape(-1, 4),
+            ignore_labels=np.asarray(self.ignore_labels, np.int64),
         )
 
 

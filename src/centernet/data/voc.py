@@ -262,5 +262,5 @@ def _add_object(builder: SampleBuilder, obj: VocObject, index: int, label_of: di
         message = f"{what}: degenerate box xmin={xmin:g} ymin={ymin:g} xmax={xmax:g} ymax={ymax:g}; dropped"
         builder.drop("zero_area", message, is_object=not obj.difficult)
         return
-    label = None if obj.difficult else label_of[obj.name]
-    builder.add((xmin - 1, ymin - 1, xmax, ymax), label, what=what)
+    label = None if obj.difficult else label_of[obj.name]  # difficult: ignored for its class (every one if unknown)
+    builder.add((xmin - 1, ymin - 1, xmax, ymax), label, what=what, ignore_for=label_of.get(obj.name, -1))

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.dataset import OUTPUT_STRIDE, Normalize, read_image_rgb
-from ..data.samples import DatasetSplit
+from ..data.samples import DatasetSplit, ignore_labels_of
 from ..data.transforms import (
     compose,
     invert_affine,
@@ -32,6 +32,7 @@ from ..decode import transform_boxes
 from ..decode_pose import transform_points
 from ..errors import CenterNetError
 from ..eval.coco import coco_results_from_predictions, evaluate_coco_boxes
+from ..eval.voc import voc_ap
 from ..progress import progress_bar
 from .precision import autocast, memory_format
 from .tta import flip_images, merge_detections, merge_flip
@@ -244,6 +245,20 @@ def _as_list(items: list) -> list:
 
 
 @torch.no_grad()
+def voc_ground_truth(split: DatasetSplit) -> list[dict]:
+    """Per image: ``boxes``, ``labels``, ``difficult`` for :func:`voc_ap`; an ignore region is a difficult box
+    of its class (of every class when it is for every class)."""
+    images = []
+    for s in split.samples:
+        regions = [(box, c) for box, label in zip(s.ignore_boxes.tolist(), ignore_labels_of(s).tolist())
+                   for c in ([label] if label >= 0 else range(split.num_classes))]
+        boxes = np.concatenate([s.boxes.reshape(-1, 4), np.asarray([b for b, _ in regions], np.float32).reshape(-1, 4)])
+        labels = np.concatenate([s.labels.reshape(-1), np.asarray([c for _, c in regions], np.int64)])
+        difficult = np.arange(len(boxes)) >= len(s.boxes)
+        images.append({"boxes": boxes, "labels": labels, "difficult": difficult})
+    return images
+
+
 def evaluate_split(
     model: torch.nn.Module | NetworkBackend,
     task,
@@ -253,11 +268,14 @@ def evaluate_split(
     batch_size: int = 16,
     workers: int = 0,
     progress: bool = True,
+    voc07: bool = False,
 ) -> tuple[dict, list[dict]]:
     """COCO metrics of ``model`` on ``split`` and the COCO-format detections behind them.
 
     Images go through :func:`detect` in batches (with ``keep_resolution``, padded to the batch's
-    largest canvas, which leaves every image's map back to its pixels unchanged).
+    largest canvas, which leaves every image's map back to its pixels unchanged). ``voc07`` adds
+    ``map50_voc07`` and ``per_class_voc07``: PASCAL VOC2007's 11-point AP at IoU 0.5, ignore
+    regions as difficult boxes of their class.
     """
     was_training = isinstance(model, torch.nn.Module) and model.training
     if isinstance(model, torch.nn.Module):
@@ -279,6 +297,10 @@ def evaluate_split(
         model.train()
     results = coco_results_from_predictions(predictions, image_ids, split.category_ids)
     metrics = evaluate_coco_boxes(split.to_coco(), results, split.class_names)
+    if voc07:
+        voc = voc_ap(voc_ground_truth(split), predictions, split.num_classes, use_07_metric=True)
+        metrics["map50_voc07"] = voc["map"]
+        metrics["per_class_voc07"] = dict(zip(split.class_names, voc["per_class"]))
     if hasattr(task, "evaluate"):  # the task's own metrics (OKS AP for pose, KITTI AP for 3D)
         metrics |= task.evaluate(split, predictions, image_ids)
     return metrics, results

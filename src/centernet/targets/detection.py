@@ -14,6 +14,12 @@ import numpy as np
 from .gaussian import cached_gaussian_2d, gaussian_radii, gaussian_radius
 
 
+# The heatmap target inside a region ignored for one class only (KITTI's Van for Car, a COCO crowd, a VOC
+# difficult object): as the original, 0.9999 in that class's channel. It is no positive (not exactly 1) and
+# its negative weight (1 - 0.9999)^4 = 1e-16 is nil, while the other classes learn there as usual.
+IGNORE_TARGET = 0.9999
+
+
 @dataclass
 class DetectionTargetEncoder:
     """Turns boxes in output coordinates into the training targets of one image."""
@@ -29,6 +35,7 @@ class DetectionTargetEncoder:
         labels: np.ndarray,      # (N,) int, 0..C-1
         output_size: tuple[int, int],  # (h, w)
         ignore_boxes: np.ndarray | None = None,  # (G, 4) regions where negatives carry no loss
+        ignore_labels: np.ndarray | None = None,  # (G,) the class each region is for, -1 (or None) every class
     ) -> dict[str, np.ndarray]:
         out_h, out_w = output_size
         heatmap = np.zeros((self.num_classes, out_h, out_w), np.float32)  # (C, h, w)
@@ -71,11 +78,28 @@ class DetectionTargetEncoder:
                 region = heatmap[label, y - top : y + bottom, x - left : x + right]
                 np.maximum(region, cached_gaussian_2d(r)[r - top : r + bottom, r - left : r + right], out=region)
         if ignore_boxes is not None:
-            for x1, y1, x2, y2 in np.asarray(ignore_boxes, np.float32).reshape(-1, 4).tolist():
-                xa, ya = max(int(math.floor(x1)), 0), max(int(math.floor(y1)), 0)
-                xb, yb = min(int(math.ceil(x2)), out_w), min(int(math.ceil(y2)), out_h)
-                ignore[ya:yb, xa:xb] = 1
+            mark_ignored(heatmap, ignore, ignore_boxes, ignore_labels)
         return {"heatmap": heatmap, "size": size, "offset": offset, "index": index, "mask": mask, "ignore": ignore}
+
+
+def mark_ignored(
+    heatmap: np.ndarray,           # (C, h, w) targets, written in place
+    ignore: np.ndarray,            # (h, w) 1 = no negative loss in any class, written in place
+    ignore_boxes: np.ndarray,      # (G, 4) xyxy output pixels
+    ignore_labels: np.ndarray | None = None,  # (G,) the class each region is for, -1 (or None) every class
+) -> None:
+    """Mark ignore regions (every pixel a box touches): in ``ignore`` for every class, else as IGNORE_TARGET."""
+    num_classes, out_h, out_w = heatmap.shape
+    regions = np.asarray(ignore_boxes, np.float32).reshape(-1, 4)
+    for_class = np.full(len(regions), -1) if ignore_labels is None else np.asarray(ignore_labels).reshape(-1)
+    for (x1, y1, x2, y2), c in zip(regions.tolist(), for_class.tolist()):
+        xa, ya = max(int(math.floor(x1)), 0), max(int(math.floor(y1)), 0)
+        xb, yb = min(int(math.ceil(x2)), out_w), min(int(math.ceil(y2)), out_h)
+        if c < 0:
+            ignore[ya:yb, xa:xb] = 1
+        elif c < num_classes:  # a centre inside keeps its 1: it is still a positive
+            region = heatmap[c, ya:yb, xa:xb]
+            np.maximum(region, IGNORE_TARGET, out=region)
 
 
 @lru_cache(maxsize=1 << 16)

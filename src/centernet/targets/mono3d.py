@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detection import DetectionTargetEncoder
+from .detection import DetectionTargetEncoder, mark_ignored
 from .gaussian import draw_gaussian, gaussian_radius
 
 CENTRE_MODES = ("box", "projected")
@@ -94,6 +94,7 @@ class Mono3DTargetEncoder:
         objects3d: np.ndarray,   # (N, 8) h, w, l, x, y, z, rotation_y, alpha (KITTI camera frame)
         output_size: tuple[int, int],  # (h, w)
         ignore_boxes: np.ndarray | None = None,  # (G, 4) regions where negatives carry no loss
+        ignore_labels: np.ndarray | None = None,  # (G,) the class each region is for (Van: Car), -1 every class
         centres: np.ndarray | None = None,  # (N, 2) output pixels; required for centre="projected", unused for "box"
     ) -> dict[str, np.ndarray]:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -105,7 +106,7 @@ class Mono3DTargetEncoder:
                              f"expected ({n}, 8)")
         objects3d = objects3d.reshape(n, 8)
         detection = DetectionTargetEncoder(self.num_classes, self.max_objects, self.min_overlap, self.exact_radius)
-        targets = detection(boxes, labels, output_size, ignore_boxes)
+        targets = detection(boxes, labels, output_size, ignore_boxes, ignore_labels)
         kept = kept_objects(boxes, self.max_objects)  # slot m of the targets is object kept[m]
         if int(targets["mask"].sum()) != len(kept):  # the detection encoder's rule changed: slots would not match
             raise RuntimeError("Mono3DTargetEncoder: the detection encoder kept a different set of objects")
@@ -117,6 +118,8 @@ class Mono3DTargetEncoder:
                 raise ValueError(f"Mono3DTargetEncoder: centres of shape {centres.shape} for {n} boxes; "
                                  f"expected ({n}, 2)")
             targets.update(self.peaks_at(boxes[kept], labels[kept], centres.reshape(n, 2)[kept], output_size))
+            if ignore_boxes is not None:  # the new heatmap's regions ignored for one class
+                mark_ignored(targets["heatmap"], np.zeros(output_size, np.float32), ignore_boxes, ignore_labels)
         return {**targets, **self.encode_3d(objects3d[kept])}
 
     def peaks_at(

@@ -51,6 +51,7 @@ class PoseTargetEncoder:
         keypoints: np.ndarray,   # (N, K, 3) output pixels (x, y, v), v: 0 unlabelled, 1 occluded, 2 visible
         output_size: tuple[int, int],  # (h, w)
         ignore_boxes: np.ndarray | None = None,  # (G, 4) regions where negatives carry no loss
+        ignore_labels: np.ndarray | None = None,  # unused: a pose region is ignored for every class and joint
     ) -> dict[str, np.ndarray]:
         out_h, out_w = output_size
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)

@@ -226,3 +226,18 @@ def test_shapes_pose_k17_is_coco_layout():
     assert joint_names(13)[1:3] == ["left_shoulder", "right_shoulder"] and len(joint_names(2)) == 2
     with pytest.raises(CenterNetError, match="num_joints"):
         ShapesPoseConfig(num_joints=25).validate()
+
+
+@pytest.mark.parametrize("back_fraction, left_on_the_right", [(0.0, True), (1.0, False)])
+def test_shapes_pose_back_fraction_decides_where_left_is(back_fraction, left_on_the_right):
+    """Facing the viewer (back_fraction 0) a person's left shoulder is on the image's right; from behind, on its left."""
+    cfg = ShapesPoseConfig(image_size=96, num_train=6, num_val=1, num_joints=13, seed=3, back_fraction=back_fraction)
+    data = load_split("shapes_pose", "train", shapes_config=cfg)
+    names = data.keypoint_spec.names
+    left, right = names.index("left_shoulder"), names.index("right_shoulder")
+    joints = np.concatenate([s.keypoints for s in data.samples])        # (N, K, 3)
+    both = (joints[:, left, 2] > 0) & (joints[:, right, 2] > 0)
+    assert both.sum() >= 5
+    assert np.all((joints[both, left, 0] > joints[both, right, 0]) == left_on_the_right)
+    with pytest.raises(CenterNetError, match="back_fraction"):
+        ShapesPoseConfig(back_fraction=1.5).validate()

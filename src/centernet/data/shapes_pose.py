@@ -105,6 +105,7 @@ class ShapesPoseConfig:
     max_persons: int = 3
     min_height_frac: float = 0.3  # figure height (head top to feet) as a fraction of image_size
     max_height_frac: float = 0.8
+    back_fraction: float = 0.5  # share of figures that turn their back (left and right then told by the face only)
     seed: int = 0
 
     def validate(self) -> None:
@@ -120,6 +121,7 @@ class ShapesPoseConfig:
             (0.05 <= self.min_height_frac <= self.max_height_frac <= 1.0,
              f"need 0.05 <= min_height_frac <= max_height_frac <= 1, got {self.min_height_frac}, "
              f"{self.max_height_frac}"),
+            (0.0 <= self.back_fraction <= 1.0, f"back_fraction must be in [0, 1], got {self.back_fraction}"),
             (self.min_height_frac * self.image_size >= 16,
              f"min_height_frac * image_size must be >= 16 pixels, got {self.min_height_frac * self.image_size:g}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
@@ -376,7 +378,7 @@ def _unit(angle: float) -> np.ndarray:
     return np.array([math.cos(angle), math.sin(angle)])
 
 
-def _pose(rng: np.random.Generator, height: float, pelvis: np.ndarray) -> _Figure:
+def _pose(rng: np.random.Generator, height: float, pelvis: np.ndarray, back_fraction: float = 0.5) -> _Figure:
     """A random posed figure of ``height`` pixels with its pelvis at ``pelvis`` (xy)."""
     def length(fraction: float) -> float:
         return fraction * height * rng.uniform(0.9, 1.1)
@@ -384,7 +386,7 @@ def _pose(rng: np.random.Generator, height: float, pelvis: np.ndarray) -> _Figur
     lean = math.radians(rng.uniform(-25, 25))
     up = np.array([math.sin(lean), -math.cos(lean)])  # body up, image y points down
     right = np.array([math.cos(lean), math.sin(lean)])  # body right as seen
-    facing = 1 if rng.random() < 0.5 else -1
+    facing = 1 if rng.random() < 1 - back_fraction else -1
     width = rng.uniform(0.55, 1.0)  # the body turned a little: shoulders and hips foreshortened
     # The person's left is on the image's right when it faces the viewer.
     side_of = {"left": facing, "right": -facing}
@@ -484,7 +486,7 @@ def _place_figure(rng: np.random.Generator, cfg: ShapesPoseConfig, boxes: list) 
     height = size * rng.uniform(cfg.min_height_frac, cfg.max_height_frac)
     for _ in range(_PLACE_ATTEMPTS):
         pelvis = np.array([rng.uniform(0, size), rng.uniform(0.25 * height, size - 0.2 * height)])
-        figure = _pose(rng, height, pelvis)
+        figure = _pose(rng, height, pelvis, cfg.back_fraction)
         points = np.stack([figure.points[n] for n in joint_names(MAX_JOINTS)])  # (24, 2) template points
         inside = ((points >= 0) & (points < size)).all(axis=1).mean()
         box = _figure_box(figure)

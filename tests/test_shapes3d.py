@@ -126,3 +126,30 @@ def test_config_checks() -> None:
         build_shapes3d("/nonexistent", replace(TINY, min_depth=70.0))
     with pytest.raises(CenterNetError, match="unknown split"):
         render_image3d(TINY, "test", 0)
+
+
+@pytest.mark.parametrize("kind", SHAPES3D_CLASSES)
+def test_front_and_back_look_different(kind: str) -> None:
+    """Turned by pi an all-alike box would draw the same pixels; the front band (headlights, a face) tells them apart."""
+    from centernet.data.shapes3d import _FRONT_BAND, _Object, _colours, _draw_object
+
+    p2 = camera_matrix(TINY)
+    dims, location = np.array([1.5, 1.6, 3.9]), np.array([0.0, TINY.camera_height, 10.0])
+    colours = _colours(np.random.default_rng(0), kind)
+    sky = np.zeros(3)
+    pictures = {}
+    for heading in (math.pi / 2, -math.pi / 2):  # front towards the camera, then the back
+        corners = box_corners(dims, location, heading)
+        obj = _Object(kind, dims, location, heading, corners, project(p2, corners), (0, 0, 1, 1), 0.0, colours)
+        image = np.zeros((TINY.height, TINY.width, 3), np.uint8)
+        _draw_object(image, obj, p2, TINY, sky)
+        pictures[heading] = image.astype(np.float64)
+    facing, away = pictures[math.pi / 2], pictures[-math.pi / 2]
+    drawn = (facing.sum(axis=2) > 0) | (away.sum(axis=2) > 0)
+    assert drawn.sum() > 500
+    assert (np.abs(facing - away).max(axis=2)[drawn] > 20).mean() > 0.03  # not the same picture
+    # The front colour shows only when the front faces the camera (distance in RGB, shading aside).
+    front = colours[_FRONT_BAND[kind][1]]
+    hue = lambda img: img[drawn] / np.maximum(img[drawn].sum(axis=1, keepdims=True), 1)  # noqa: E731
+    close = lambda img: (np.abs(hue(img) - front / front.sum()).sum(axis=1) < 0.02).mean()  # noqa: E731
+    assert close(facing) > close(away) + 0.02

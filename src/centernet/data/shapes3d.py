@@ -31,8 +31,9 @@ box lies outside the image, or its bird's-eye footprint (grown by 0.3 m) overlap
 Rendering: sky, far clutter on the horizon, a textured ground with a road and dashed lane
 markings; each object's shadow and its visible faces (back faces culled), each face shaded by its
 normal against a fixed light and coloured in class-typical bands (car: body, dark windows;
-pedestrian: legs, shirt, head; cyclist: black bicycle, jersey, helmet) with a little haze with
-distance; objects are drawn far to near (painter's algorithm by the distance of their centres),
+pedestrian: legs, shirt, hair; cyclist: black bicycle, jersey, helmet) with a little haze with
+distance; the front face differs from the back (a car's headlights, a person's face), so the
+heading is visible, not only its axis (an all-alike box looks the same turned by pi); objects are drawn far to near (painter's algorithm by the distance of their centres),
 so near ones occlude far ones; Gaussian noise last.
 
 Labels as KITTI defines them: ``truncated`` = the fraction of the projected box's area outside the
@@ -87,7 +88,7 @@ _MEAN_DIMS: dict[str, tuple[float, float, float]] = {
 _DIM_JITTER = 0.06  # relative standard deviation of each dimension
 
 # Bump when the generator changes what it draws (part of the folder hash).
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: a front face that differs from the back (headlights, faces)
 _SPLIT_CODES = {"train": 0, "val": 1}
 _THREADS = 2
 
@@ -428,24 +429,28 @@ def _colours(rng: np.random.Generator, kind: str) -> dict[str, np.ndarray]:
     if kind == "Car":
         body = pick([(170, 30, 30), (30, 60, 150), (190, 190, 195), (235, 235, 235), (40, 40, 45),
                      (30, 90, 50), (210, 180, 40), (120, 120, 125)])
-        return {"body": body, "glass": pick([(45, 55, 70), (30, 35, 45)], 8), "tyres": pick([(25, 25, 25)], 5)}
+        return {"body": body, "glass": pick([(45, 55, 70), (30, 35, 45)], 8), "tyres": pick([(25, 25, 25)], 5),
+                "lights": pick([(250, 240, 150), (255, 255, 230)], 5)}
     skin = pick([(230, 190, 160), (190, 140, 100), (120, 80, 55)], 10)
     if kind == "Pedestrian":
         return {"legs": pick([(35, 45, 90), (40, 40, 40), (90, 80, 70), (110, 110, 120)]),
                 "shirt": pick([(200, 50, 60), (60, 120, 190), (230, 230, 220), (80, 150, 80), (150, 90, 160)]),
-                "head": skin}
+                "head": pick([(30, 25, 20), (90, 60, 30), (160, 130, 70)], 8), "face": skin}  # head: the hair
     return {"bike": pick([(25, 25, 25), (60, 60, 70)], 8),
             "jersey": pick([(250, 200, 30), (40, 200, 90), (240, 110, 30), (40, 190, 220)]),
-            "head": pick([(240, 240, 240), (220, 40, 40), (30, 30, 30)], 10)}
+            "head": pick([(240, 240, 240), (220, 40, 40), (30, 30, 30)], 10), "face": skin}  # head: the helmet
 
 
 # Vertical bands per class: (from, to) as fractions of the height, colour name. The top face has the last band's
-# colour, except for cars (their body: the roof).
+# colour, except for cars (their body: the roof). The front face (normal +x, the way rotation_y points) differs
+# from the back in one band (_FRONT_BAND), so the heading itself is seen, not only its axis: a car's headlights,
+# a person's face (the back of the head shows hair or helmet).
 _BANDS: dict[str, tuple[tuple[float, float, str], ...]] = {
     "Car": ((0.0, 0.22, "tyres"), (0.22, 0.58, "body"), (0.58, 0.9, "glass"), (0.9, 1.0, "body")),
     "Pedestrian": ((0.0, 0.47, "legs"), (0.47, 0.86, "shirt"), (0.86, 1.0, "head")),
     "Cyclist": ((0.0, 0.42, "bike"), (0.42, 0.85, "jersey"), (0.85, 1.0, "head")),
 }
+_FRONT_BAND: dict[str, tuple[int, str]] = {"Car": (1, "lights"), "Pedestrian": (2, "face"), "Cyclist": (2, "face")}
 
 
 def _draw_object(image: np.ndarray, obj: _Object, p2: np.ndarray, cfg: Shapes3DConfig, sky: np.ndarray) -> None:
@@ -457,9 +462,11 @@ def _draw_object(image: np.ndarray, obj: _Object, p2: np.ndarray, cfg: Shapes3DC
     _draw_shadow(image, obj, p2)
     corners = obj.corners
     faces: list[tuple[np.ndarray, np.ndarray, str]] = []  # (4, 3) corners, normal, colour name
-    for face, normal in zip(_VERTICAL_FACES, _VERTICAL_NORMALS):
+    front_band, front_name = _FRONT_BAND[obj.type]
+    for f, (face, normal) in enumerate(zip(_VERTICAL_FACES, _VERTICAL_NORMALS)):
         quad = corners[list(face)]  # bottom-front, bottom-back, top-back, top-front
-        for lo, hi, name in _BANDS[obj.type]:
+        for band, (lo, hi, name) in enumerate(_BANDS[obj.type]):
+            name = front_name if f == 0 and band == front_band else name  # face 0: the front
             bottom = quad[[0, 1]] + (quad[[3, 2]] - quad[[0, 1]]) * lo
             top = quad[[0, 1]] + (quad[[3, 2]] - quad[[0, 1]]) * hi
             faces.append((np.vstack([bottom, top[::-1]]), to_camera @ normal, name))

@@ -109,13 +109,25 @@ def test_float64_and_integer_boxes_and_non_finite():
         encoder(np.array([[0, 0, np.nan, 3]], np.float32), np.array([0]), (16, 16))
 
 
-def test_gaussian_radii_equal_gaussian_radius_bit_for_bit():
+def scalar_radius(h: float, w: float, m: float, exact: bool) -> float:
+    """The issue's three quadratics, one box at a time in Python floats (the reference)."""
+    cases = [(1.0, h + w, w * h * (1 - m) / (1 + m)), (4.0, 2 * (h + w), (1 - m) * w * h),
+             (4 * m, -2 * m * (h + w), (m - 1) * w * h)]
+    roots = []
+    for i, (a, b, c) in enumerate(cases):
+        sq = math.sqrt(max(b * b - 4 * a * c, 0.0))
+        roots.append(((b - sq if i < 2 else b + sq) / (2 * a)) if exact else (b + sq) / 2)
+    return min(roots)
+
+
+def test_gaussian_radii_equal_a_scalar_reference():
     h, w = np.meshgrid(np.arange(0, 130.0), np.arange(0, 130.0))
     for m in (0.3, 0.7, 0.9):
         for exact in (False, True):
             radii = gaussian_radii(h.ravel(), w.ravel(), m, exact)
-            expected = [gaussian_radius(a, b, m, exact) for a, b in zip(h.ravel().tolist(), w.ravel().tolist())]
-            assert radii.tolist() == expected
+            expected = [scalar_radius(a, b, m, exact) for a, b in zip(h.ravel().tolist(), w.ravel().tolist())]
+            np.testing.assert_allclose(radii, expected, rtol=1e-12, atol=1e-12)
+            assert gaussian_radius(7.0, 19.0, m, exact) == pytest.approx(scalar_radius(7.0, 19.0, m, exact), rel=1e-12)
 
 
 def test_cached_kernel_is_not_shared_with_callers():

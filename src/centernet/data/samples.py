@@ -127,8 +127,7 @@ class DatasetSplit:
             # Objects, then ignore regions as crowd boxes of their class (pycocotools matches a crowd box only
             # to detections of its own category); a region for every class becomes one crowd box per class.
             regions = [(box, label, 0, j) for j, (box, label) in enumerate(zip(s.boxes.tolist(), s.labels.tolist()))]
-            for box, label in zip(s.ignore_boxes.tolist(), ignore_labels_of(s).tolist()):
-                regions += [(box, c, 1, -1) for c in ([label] if label >= 0 else range(self.num_classes))]
+            regions += [(box, c, 1, -1) for box, c in ignore_regions_by_class(s, self.num_classes)]
             for (x1, y1, x2, y2), label, crowd, j in regions:
                 w, h = x2 - x1, y2 - y1
                 area = w * h
@@ -163,6 +162,12 @@ def ignore_labels_of(sample: DetectionSample) -> np.ndarray:
     if sample.ignore_labels is None:
         return np.full(g, -1, np.int64)
     return np.asarray(sample.ignore_labels, np.int64).reshape(g)
+
+
+def ignore_regions_by_class(sample: DetectionSample, num_classes: int) -> list[tuple[list[float], int]]:
+    """``(xyxy box, class)`` per ignore region and class it is for: a region of every class once per class."""
+    return [(box, c) for box, label in zip(sample.ignore_boxes.tolist(), ignore_labels_of(sample).tolist())
+            for c in ([label] if label >= 0 else range(num_classes))]
 
 
 def problem_summary(problems: Sequence[DatasetProblem]) -> str:

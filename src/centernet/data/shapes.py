@@ -48,6 +48,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Callable
 from statistics import NormalDist
 
 import cv2
@@ -167,15 +168,35 @@ class ShapesConfig:
 
 def dataset_dir(root: str | Path, cfg: ShapesConfig | None = None) -> Path:
     """The folder :func:`build_shapes` uses for ``cfg`` under ``root`` (not created)."""
-    cfg = cfg or ShapesConfig()
-    key = json.dumps({"format": _FORMAT_VERSION, **_settings(cfg)}, sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    return Path(root) / f"shapes-{digest}"
+    return hashed_dir(root, "shapes", _FORMAT_VERSION, cfg or ShapesConfig())
 
 
-def _settings(cfg: ShapesConfig) -> dict[str, int | float]:
-    """The settings with each value cast to its field's type (6 and 6.0 hash alike)."""
+def settings_of(cfg) -> dict[str, int | float]:
+    """A built-in set's settings dataclass as a dict, each value cast to its field's type (6 and 6.0 hash alike)."""
     return {f.name: type(f.default)(getattr(cfg, f.name)) for f in fields(cfg)}
+
+
+def hashed_dir(root: str | Path, name: str, format_version: int, cfg) -> Path:
+    """``root/<name>-<hash>``: the hash of the generator's format version and the settings."""
+    key = json.dumps({"format": format_version, **settings_of(cfg)}, sort_keys=True)
+    return Path(root) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def build_once(final: Path, write: Callable[[Path], None]) -> Path:
+    """``final`` when it carries the completion marker; else ``write(tmp)`` into a hidden temporary folder beside
+    it (``write`` writes the marker last), renamed into place, so an interrupted build never looks finished."""
+    if (final / _MARKER).is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is ordinary data
+    try:
+        write(tmp)
+        _move_into_place(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
 
 
 def build_shapes(
@@ -189,20 +210,7 @@ def build_shapes(
     """
     cfg = cfg or ShapesConfig()
     cfg.validate()
-    final = dataset_dir(root, cfg)
-    if (final / _MARKER).is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is ordinary data
-    try:
-        _write_dataset(tmp, cfg, progress)
-        _move_into_place(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return build_once(dataset_dir(root, cfg), lambda tmp: _write_dataset(tmp, cfg, progress))
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
@@ -229,7 +237,7 @@ def _write_dataset(folder: Path, cfg: ShapesConfig, progress: bool) -> None:
     settings = {
         "name": "shapes",
         "format_version": _FORMAT_VERSION,
-        "settings": _settings(cfg),
+        "settings": settings_of(cfg),
         "classes": list(SHAPE_CLASSES),
         "splits": {
             "train": {

@@ -49,13 +49,9 @@ give byte-identical files, in any order and with any number of threads.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -65,7 +61,7 @@ import yaml
 from ..errors import CenterNetError
 from ..progress import progress_bar
 from .kitti import KittiObject, write_calib_file, write_label_file
-from .shapes import _MARKER, _PNG_PARAMS, _add_noise, _move_into_place
+from .shapes import _MARKER, _PNG_PARAMS, _add_noise, build_once, hashed_dir, settings_of
 
 __all__ = [
     "SHAPES3D_CLASSES",
@@ -206,14 +202,7 @@ def wrap_angle(angle: float) -> float:
 
 def dataset_dir(root: str | Path, cfg: Shapes3DConfig | None = None) -> Path:
     """The folder :func:`build_shapes3d` uses for ``cfg`` under ``root`` (not created)."""
-    cfg = cfg or Shapes3DConfig()
-    key = json.dumps({"format": _FORMAT_VERSION, **_settings(cfg)}, sort_keys=True)
-    return Path(root) / f"shapes3d-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-
-
-def _settings(cfg: Shapes3DConfig) -> dict[str, int | float]:
-    """The settings with each value cast to its field's type (60 and 60.0 hash alike)."""
-    return {f.name: type(f.default)(getattr(cfg, f.name)) for f in fields(cfg)}
+    return hashed_dir(root, "shapes3d", _FORMAT_VERSION, cfg or Shapes3DConfig())
 
 
 def build_shapes3d(root: str | Path, cfg: Shapes3DConfig | None = None, progress: bool = True) -> Path:
@@ -224,19 +213,7 @@ def build_shapes3d(root: str | Path, cfg: Shapes3DConfig | None = None, progress
     """
     cfg = cfg or Shapes3DConfig()
     cfg.validate()
-    final = dataset_dir(root, cfg)
-    if (final / _MARKER).is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)
-    try:
-        _write_dataset(tmp, cfg, progress)
-        _move_into_place(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return build_once(dataset_dir(root, cfg), lambda tmp: _write_dataset(tmp, cfg, progress))
 
 
 def _write_dataset(folder: Path, cfg: Shapes3DConfig, progress: bool) -> None:
@@ -271,7 +248,7 @@ def _write_dataset(folder: Path, cfg: Shapes3DConfig, progress: bool) -> None:
         frames = [f"{frame:06d}\n" for s, _, frame in jobs if s == split]
         (folder / "ImageSets" / f"{split}.txt").write_text("".join(frames))
     settings = {
-        "name": "shapes3d", "format_version": _FORMAT_VERSION, "settings": _settings(cfg),
+        "name": "shapes3d", "format_version": _FORMAT_VERSION, "settings": settings_of(cfg),
         "classes": list(SHAPES3D_CLASSES), "layout": "KITTI object (training/{image_2,label_2,calib}, ImageSets)",
         "splits": {"train": cfg.num_train, "val": cfg.num_val},
     }

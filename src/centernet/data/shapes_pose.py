@@ -40,13 +40,10 @@ its ``area`` is its in-image pixel count (COCO's convention: the person's mask a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -57,7 +54,9 @@ from tqdm import tqdm
 from ..errors import CenterNetError
 from ..progress import progress_bar
 from .coco import COCO_PERSON_JOINTS
-from .shapes import _MARKER, _PNG_PARAMS, _add_noise, _background, _draw_clutter, _move_into_place, _pick_colour
+from .shapes import (
+    _MARKER, _PNG_PARAMS, _add_noise, _background, _draw_clutter, _pick_colour, build_once, hashed_dir, settings_of,
+)
 
 __all__ = ["ShapesPoseConfig", "build_shapes_pose", "dataset_dir", "joint_names", "joint_sigmas", "render_image",
            "skeleton"]
@@ -208,14 +207,7 @@ def _tree_distance(a: str, b: str) -> int:
 
 def dataset_dir(root: str | Path, cfg: ShapesPoseConfig | None = None) -> Path:
     """The folder :func:`build_shapes_pose` uses for ``cfg`` under ``root`` (not created)."""
-    cfg = cfg or ShapesPoseConfig()
-    key = json.dumps({"format": _FORMAT_VERSION, **_settings(cfg)}, sort_keys=True)
-    return Path(root) / f"shapes_pose-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-
-
-def _settings(cfg: ShapesPoseConfig) -> dict[str, int | float]:
-    """The settings with each value cast to its field's type (6 and 6.0 hash alike)."""
-    return {f.name: type(f.default)(getattr(cfg, f.name)) for f in fields(cfg)}
+    return hashed_dir(root, "shapes_pose", _FORMAT_VERSION, cfg or ShapesPoseConfig())
 
 
 def build_shapes_pose(root: str | Path, cfg: ShapesPoseConfig | None = None, progress: bool = True) -> Path:
@@ -223,19 +215,7 @@ def build_shapes_pose(root: str | Path, cfg: ShapesPoseConfig | None = None, pro
     renamed into place when complete, so an interrupted build never looks finished."""
     cfg = cfg or ShapesPoseConfig()
     cfg.validate()
-    final = dataset_dir(root, cfg)
-    if (final / _MARKER).is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)
-    try:
-        _write_dataset(tmp, cfg, progress)
-        _move_into_place(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return build_once(dataset_dir(root, cfg), lambda tmp: _write_dataset(tmp, cfg, progress))
 
 
 def _write_dataset(folder: Path, cfg: ShapesPoseConfig, progress: bool) -> None:
@@ -246,7 +226,7 @@ def _write_dataset(folder: Path, cfg: ShapesPoseConfig, progress: bool) -> None:
         for split, count in (("train", cfg.num_train), ("val", cfg.num_val)):
             _write_split(folder, cfg, split, count, bar)
     settings = {
-        "name": "shapes_pose", "format_version": _FORMAT_VERSION, "settings": _settings(cfg),
+        "name": "shapes_pose", "format_version": _FORMAT_VERSION, "settings": settings_of(cfg),
         "joints": joint_names(cfg.num_joints),
         "splits": {s: {"images": f"images/{s}", "annotations": f"annotations/person_keypoints_{s}.json",
                        "count": n} for s, n in (("train", cfg.num_train), ("val", cfg.num_val))},

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.dataset import OUTPUT_STRIDE, Normalize, read_image_rgb
-from ..data.samples import DatasetSplit, ignore_labels_of
+from ..data.samples import DatasetSplit, ignore_regions_by_class
 from ..data.transforms import (
     compose,
     invert_affine,
@@ -250,8 +250,7 @@ def voc_ground_truth(split: DatasetSplit) -> list[dict]:
     of its class (of every class when it is for every class)."""
     images = []
     for s in split.samples:
-        regions = [(box, c) for box, label in zip(s.ignore_boxes.tolist(), ignore_labels_of(s).tolist())
-                   for c in ([label] if label >= 0 else range(split.num_classes))]
+        regions = ignore_regions_by_class(s, split.num_classes)
         boxes = np.concatenate([s.boxes.reshape(-1, 4), np.asarray([b for b, _ in regions], np.float32).reshape(-1, 4)])
         labels = np.concatenate([s.labels.reshape(-1), np.asarray([c for _, c in regions], np.int64)])
         difficult = np.arange(len(boxes)) >= len(s.boxes)

@@ -12,7 +12,6 @@ answer. It is the default because every released CenterNet model was trained wit
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -24,25 +23,7 @@ def gaussian_radius(height: float, width: float, min_overlap: float = 0.7, exact
     Callers in this package pass ``ceil(h), ceil(w)`` of the box in output coordinates
     and use ``max(0, int(radius))``, as the original.
     """
-    h, w, m = float(height), float(width), float(min_overlap)
-    # Case 1: one corner inside the box, the other outside.
-    a1, b1, c1 = 1.0, h + w, w * h * (1 - m) / (1 + m)
-    sq1 = math.sqrt(max(b1 * b1 - 4 * a1 * c1, 0.0))
-    # Case 2: both corners inside.
-    a2, b2, c2 = 4.0, 2 * (h + w), (1 - m) * w * h
-    sq2 = math.sqrt(max(b2 * b2 - 4 * a2 * c2, 0.0))
-    # Case 3: both corners outside.
-    a3, b3, c3 = 4 * m, -2 * m * (h + w), (m - 1) * w * h
-    sq3 = math.sqrt(max(b3 * b3 - 4 * a3 * c3, 0.0))
-    if exact:
-        r1 = (b1 - sq1) / (2 * a1)
-        r2 = (b2 - sq2) / (2 * a2)
-        r3 = (b3 + sq3) / (2 * a3)
-    else:  # the original code's formula
-        r1 = (b1 + sq1) / 2
-        r2 = (b2 + sq2) / 2
-        r3 = (b3 + sq3) / 2
-    return min(r1, r2, r3)
+    return float(gaussian_radii(np.array([height]), np.array([width]), min_overlap, exact)[0])
 
 
 def gaussian_radii(
@@ -50,7 +31,7 @@ def gaussian_radii(
 ) -> np.ndarray:
     """:func:`gaussian_radius` of many boxes at once: (N,) float64 radii of (N,) heights and widths.
 
-    The same float64 operations in the same order, so every value equals ``gaussian_radius``'s bit for bit.
+    Three cases of corner placement, each a quadratic in r (m = min_overlap); the smallest root wins.
     """
     h, w, m = np.asarray(heights, np.float64), np.asarray(widths, np.float64), float(min_overlap)
     hw = h + w

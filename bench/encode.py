@@ -1,25 +1,30 @@
-"""Target encoding speed: the project's detection encoder against a per-pixel reference, side by side.
+"""Target encoding speed: the project's encoders against a per-pixel reference, side by side.
 
-    python bench/encode.py [--quick]       # prints a markdown table for BENCHMARKS.md
+    python bench/encode.py [--quick]       # prints markdown tables for BENCHMARKS.md
 
 The reference below writes the same targets the straightforward way: for each object, two
 Python loops over pixels (radius from ``gaussian_radius``, sigma = (2r + 1) / 6, values below
 float64 epsilon set to 0, max-merged into the class plane), in two variants: loops over the
 Gaussian's (2r + 1)^2 window only ("window"), and loops over the whole output map, drawing
 where the pixel is within the window ("whole map", the most literal one). Before timing, both
-are checked against ``DetectionTask(C).encoder()`` on every timed image (heatmap, size,
-offset, index, mask), so all three compute the same thing.
+are checked against the dense encoder, and the sparse encoder's targets drawn by
+``render_heatmap`` against the reference, on every timed image.
+
+Two encoders of the project are timed:
+- sparse (what ``DetectionTask`` trains with): per object its class, centre and radius, no map;
+  the loss reads the covered pixels on its device (``heatmap_entries``);
+- dense (the original's form, still used by the pose and 3D tasks): the (C, h, w) heatmap drawn.
 
 Each image: an output map of 128 x 128 (a 512 x 512 input), 80 classes, N random boxes
 (sides 2-48 output pixels, centres uniform, clipped to the map). Times are per image: the
 median (min-max) over repeats of encoding a fixed set of images, divided by their count.
 
-"zero-filled outputs" is the floor every encoder of these targets pays, timed the same way:
-allocating the six zeroed arrays the encoder returns, 5.2 MB of them the (80, 128, 128) float32
-heatmap. Both the encoder and the reference pay it, so the speed-up over the reference can be
-at most reference / floor. It is a lower bound: the 20 heatmaps of a row are alive together, so
-their memory is fresh from the OS, and every 4 KiB page an encoder writes (each Gaussian touches
-a few) costs a page fault on top, which the untouched zero-filled arrays here do not.
+"zero-filled dense outputs" is the floor every dense encoder pays, timed the same way: allocating
+the six zeroed arrays, 5.2 MB of them the (80, 128, 128) float32 heatmap.
+
+The second table shows where the sparse encoder's work went: per batch of 8 such images, the
+DataLoader's collate and the heatmap focal loss (forward + backward, float32 logits) with dense
+targets against sparse ones (``heatmap_entries`` + ``sparse_focal_loss_from_logits``), side by side.
 """
 
 from __future__ import annotations
@@ -30,11 +35,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine_header, time_it  # noqa: E402
 
+from centernet.losses import focal_loss_from_logits, sparse_focal_loss_from_logits  # noqa: E402
 from centernet.targets.gaussian import gaussian_radius  # noqa: E402
+from centernet.targets.sparse import dense_targets, heatmap_entries  # noqa: E402
 from centernet.tasks import DetectionTask  # noqa: E402
 
 NUM_CLASSES = 80
@@ -117,48 +126,104 @@ def check_equal(images: list[tuple[np.ndarray, np.ndarray]], encoder) -> None:
                 np.testing.assert_allclose(ours[name], ref[name], rtol=1e-6, atol=1e-7, err_msg=name)
 
 
+def check_sparse(images: list[tuple[np.ndarray, np.ndarray]], encoder) -> None:
+    """Raise if the sparse encoder's targets, drawn, differ from the reference on any image."""
+    for boxes, labels in images:
+        targets = dense_targets(encoder(boxes, labels, OUTPUT_SIZE, None), NUM_CLASSES, OUTPUT_SIZE)
+        ref = reference_encode(boxes, labels, OUTPUT_SIZE, NUM_CLASSES, encoder.max_objects, encoder.min_overlap)
+        for name in TARGET_NAMES:
+            np.testing.assert_allclose(targets[name], ref[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def fmt(t: list[float], digits: int = 3) -> str:
+    return f"{t[0]:.{digits}f} ({t[1]:.{digits}f}-{t[2]:.{digits}f})"
+
+
+def encoder_table(sparse, dense, images_per_count: int, repeats: int, rng) -> dict[int, tuple[float, ...]]:
+    """Print the per-image table; return {objects: (sparse ms, x window, x whole map)}."""
+    print("| objects | sparse encoder ms (training) | dense encoder ms | reference, window ms "
+          "| reference, whole map ms | sparse: speed-up over window / whole map | dense: over window / whole map "
+          "| zero-filled dense outputs ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    result = {}
+    for count in (1, 10, 100):
+        images = [random_image(count, rng) for _ in range(images_per_count)]
+        check_equal(images, dense)
+        check_sparse(images, sparse)
+        row = []
+        for fn in (
+            lambda b, l: sparse(b, l, OUTPUT_SIZE, None),
+            lambda b, l: dense(b, l, OUTPUT_SIZE, None),
+            lambda b, l: reference_encode(b, l, OUTPUT_SIZE, NUM_CLASSES),
+            lambda b, l: reference_encode(b, l, OUTPUT_SIZE, NUM_CLASSES, whole_map=True),
+            lambda b, l: zero_outputs(dense.num_classes, dense.max_objects),
+        ):
+            times = time_it(lambda: [fn(b, l) for b, l in images], repeats=repeats, warmup=1)
+            row.append([t * 1e3 / images_per_count for t in times])  # ms per image
+        ours, theirs, window, whole, floor = row
+        result[count] = (ours[0], window[0] / ours[0], whole[0] / ours[0])
+        print(
+            f"| {count} | {fmt(ours)} | {fmt(theirs)} | {fmt(window, 2)} | {fmt(whole, 1)} "
+            f"| {window[0] / ours[0]:.0f}x / {whole[0] / ours[0]:.0f}x "
+            f"| {window[0] / theirs[0]:.1f}x / {whole[0] / theirs[0]:.0f}x | {fmt(floor)} |",
+            flush=True,
+        )
+    return result
+
+
+def loss_table(sparse, dense, repeats: int, rng, batch: int = 8) -> None:
+    """Print collate and focal-loss times per batch, dense targets against sparse ones, side by side."""
+    print(f"\nper batch of {batch} images, ms median (min-max) of {repeats}; the two losses agree (checked)\n")
+    print("| objects per image | collate dense | collate sparse | focal loss fwd+bwd, dense targets "
+          "| the same, sparse targets (entries + loss) |")
+    print("|---|---|---|---|---|")
+    for count in (1, 10, 100):
+        images = [random_image(count, rng) for _ in range(batch)]
+        items = {name: [{k: torch.from_numpy(v) for k, v in enc(b, l, OUTPUT_SIZE, None).items()} for b, l in images]
+                 for name, enc in (("dense", dense), ("sparse", sparse))}
+        collated = {name: default_collate(batch_items) for name, batch_items in items.items()}
+        logits = torch.randn(batch, NUM_CLASSES, *OUTPUT_SIZE, generator=torch.Generator().manual_seed(count)) - 2
+
+        def dense_loss():
+            x = logits.clone().requires_grad_()
+            loss = focal_loss_from_logits(x, collated["dense"]["heatmap"], collated["dense"]["ignore"])
+            loss.backward()
+            return loss
+
+        def sparse_loss():
+            x = logits.clone().requires_grad_()
+            keys, values, ignore = heatmap_entries(collated["sparse"], NUM_CLASSES, OUTPUT_SIZE)
+            loss = sparse_focal_loss_from_logits(x, keys, values, ignore)
+            loss.backward()
+            return loss
+
+        torch.testing.assert_close(sparse_loss(), dense_loss(), rtol=1e-5, atol=1e-5)
+        row = [[t * 1e3 for t in time_it(fn, repeats=repeats, warmup=1)] for fn in (
+            lambda: default_collate(items["dense"]), lambda: default_collate(items["sparse"]), dense_loss, sparse_loss)]
+        print(f"| {count} | {' | '.join(fmt(t, 2) for t in row)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="few images and repeats: proves the script runs")
     args = parser.parse_args()
     images_per_count, repeats = (3, 2) if args.quick else (20, 7)
-    encoder = DetectionTask(NUM_CLASSES).encoder()
+    sparse = DetectionTask(NUM_CLASSES).encoder()
+    dense = DetectionTask(NUM_CLASSES, sparse_targets=False).encoder()
+    assert sparse.sparse and not dense.sparse
     rng = np.random.default_rng(0)
     print(machine_header())
     print(
         f"\noutput map {OUTPUT_SIZE[1]}x{OUTPUT_SIZE[0]}, {NUM_CLASSES} classes, {images_per_count} random images per "
-        f"row (box sides 2-48 px); ms per image, median (min-max) of {repeats}; the reference equals the encoder "
+        f"row (box sides 2-48 px); ms per image, median (min-max) of {repeats}; the reference equals both encoders "
         f"on every image (checked)\n"
     )
-    print("| objects | project encoder ms | reference, window ms | speed-up | reference, whole map ms | speed-up "
-          "| zero-filled outputs alone ms (pages untouched) | speed-up over the window reference at most |")
-    print("|---|---|---|---|---|---|---|---|")
-    speedups = {}
-    for count in (1, 10, 100):
-        images = [random_image(count, rng) for _ in range(images_per_count)]
-        check_equal(images, encoder)
-        row = []
-        for fn in (
-            lambda b, l: encoder(b, l, OUTPUT_SIZE, None),
-            lambda b, l: reference_encode(b, l, OUTPUT_SIZE, NUM_CLASSES),
-            lambda b, l: reference_encode(b, l, OUTPUT_SIZE, NUM_CLASSES, whole_map=True),
-            lambda b, l: zero_outputs(encoder.num_classes, encoder.max_objects),
-        ):
-            times = time_it(lambda: [fn(b, l) for b, l in images], repeats=repeats, warmup=1)
-            row.append([t * 1e3 / images_per_count for t in times])  # ms per image
-        (ours, window, whole, floor) = row
-        speedups[count] = (ours[0], window[0] / ours[0], whole[0] / ours[0])
-        print(
-            f"| {count} | {ours[0]:.3f} ({ours[1]:.3f}-{ours[2]:.3f}) "
-            f"| {window[0]:.2f} ({window[1]:.2f}-{window[2]:.2f}) | {window[0] / ours[0]:.1f}x "
-            f"| {whole[0]:.1f} ({whole[1]:.1f}-{whole[2]:.1f}) | {whole[0] / ours[0]:.0f}x "
-            f"| {floor[0]:.3f} ({floor[1]:.3f}-{floor[2]:.3f}) | {window[0] / floor[0]:.0f}x |",
-            flush=True,
-        )
-    ms10, window10, whole10 = speedups[10]
+    result = encoder_table(sparse, dense, images_per_count, repeats, rng)
+    loss_table(sparse, dense, repeats, rng)
+    ms10, window10, whole10 = result[10]
     print(
         f"\ngoal (>= 100x the reference, well under 1 ms at 10 objects): at 10 objects {ms10:.3f} ms per image, "
-        f"{window10:.1f}x the window reference, {whole10:.0f}x the whole-map reference"
+        f"{window10:.0f}x the window reference, {whole10:.0f}x the whole-map reference"
     )
 
 

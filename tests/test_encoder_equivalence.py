@@ -40,7 +40,7 @@ def loop_encode(encoder: DetectionTargetEncoder, boxes, labels, output_size, ign
     if ignore_boxes is not None:
         for x1, y1, x2, y2 in np.asarray(ignore_boxes, np.float32).reshape(-1, 4).tolist():
             xa, ya = max(int(math.floor(x1)), 0), max(int(math.floor(y1)), 0)
-            xb, yb = min(int(math.ceil(x2)), out_w), min(int(math.ceil(y2)), out_h)
+            xb, yb = max(min(int(math.ceil(x2)), out_w), 0), max(min(int(math.ceil(y2)), out_h), 0)
             ignore[ya:yb, xa:xb] = 1
     return {"heatmap": heatmap, "size": size, "offset": offset, "index": index, "mask": mask, "ignore": ignore}
 

@@ -8,12 +8,17 @@ from centernet.data.samples import DatasetSplit, DetectionSample
 from centernet.data.transforms import compose, invert_affine, letterbox_matrix, warp_boxes
 from centernet.decode import decode_detections, transform_boxes
 from centernet.engine.inference import InferenceSettings, to_original_matrix
+from centernet.targets.sparse import dense_targets
 from centernet.tasks import DetectionTask
 
 
 def outputs_from_targets(targets: dict, num_classes: int, out_hw: tuple[int, int]) -> dict:
-    """A perfect network: logits of the target heatmap, size and offset written at the centres."""
+    """A perfect network: logits of the target heatmap, size and offset written at the centres.
+
+    The task's encoder is sparse: its heatmap is drawn by ``dense_targets``, so every round trip here
+    also checks the drawing of sparse targets."""
     h, w = out_hw
+    targets = dense_targets(targets, num_classes, out_hw)
     heat = torch.from_numpy(targets["heatmap"]).clamp(1e-6, 1 - 1e-6)
     logits = torch.log(heat / (1 - heat))[None]
     size = torch.zeros(1, 2, h * w)

@@ -41,6 +41,35 @@ def focal_loss_from_logits(
     return -(pos_loss + neg_loss) / num_pos
 
 
+def sparse_focal_loss_from_logits(
+    logits: torch.Tensor,           # (B, C, h, w) raw heatmap logits
+    keys: torch.Tensor,             # (U,) distinct flat positions in (B, C, h, w) whose target is not 0
+    values: torch.Tensor,           # (U,) the target there (1 at centres)
+    ignore: torch.Tensor | None = None,  # (B, h, w) 1 where negatives carry no loss
+    alpha: float = 2.0,
+    beta: float = 4.0,
+) -> torch.Tensor:
+    """:func:`focal_loss_from_logits` with the target given only where it is not 0 (see ``targets.sparse``).
+
+    Every pixel is first taken as a plain negative (target 0, weight 1), summed over the whole map;
+    then at the U listed pixels that term is swapped for the true one: the (1 - y)^beta weighted
+    negative, or the positive term where y = 1. Equal to the dense loss up to float rounding.
+    """
+    logits = logits.float()
+    negative = F.logsigmoid(-logits) * torch.sigmoid(logits).pow(alpha)       # (B, C, h, w) log(1 - p) p^alpha
+    if ignore is not None:
+        negative = negative * (1 - ignore.float()).unsqueeze(1)
+    values = values.float()
+    pos = values.eq(1)
+    at = logits.reshape(-1)[keys]                                              # (U,)
+    neg_loss = negative.sum() + (negative.reshape(-1)[keys] * ((1 - values).pow(beta) * ~pos - 1)).sum()
+    pos_loss = (F.logsigmoid(at) * torch.sigmoid(-at).pow(alpha) * pos).sum()
+    num_pos = pos.sum()
+    if num_pos == 0:
+        return -neg_loss
+    return -(pos_loss + neg_loss) / num_pos
+
+
 def gather_at_index(feature: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Read a (B, D, h, w) map at flat positions ``index`` (B, M) -> (B, M, D)."""
     b, d = feature.shape[:2]

@@ -11,8 +11,9 @@ import torch
 
 from ..decode import decode_detections, transform_boxes
 from ..engine.tta import merge_flip
-from ..losses import focal_loss_from_logits, masked_l1_loss
+from ..losses import focal_loss_from_logits, masked_l1_loss, sparse_focal_loss_from_logits
 from ..targets.detection import DetectionTargetEncoder
+from ..targets.sparse import heatmap_entries
 
 # COCO box metrics every task reports (fractions).
 BOX_HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
@@ -33,6 +34,7 @@ class DetectionTask:
     max_objects: int = 128
     min_overlap: float = 0.7
     exact_radius: bool = False
+    sparse_targets: bool = True          # encoder gives centres + radii; the loss reads only the covered pixels
     weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
     name: str = "detect"
     needs: tuple[str, ...] = ()          # per-object annotations the encoder takes beyond boxes and labels
@@ -55,7 +57,9 @@ class DetectionTask:
         return {}
 
     def encoder(self) -> DetectionTargetEncoder:
-        return DetectionTargetEncoder(self.num_classes, self.max_objects, self.min_overlap, self.exact_radius)
+        return DetectionTargetEncoder(
+            self.num_classes, self.max_objects, self.min_overlap, self.exact_radius, sparse=self.sparse_targets
+        )
 
     def loss(
         self, outputs: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]], targets: dict[str, torch.Tensor]
@@ -68,7 +72,7 @@ class DetectionTask:
         if isinstance(outputs, (list, tuple)):
             per_stack = [self.loss(stack, targets) for stack in outputs]
             return {name: sum(p[name] for p in per_stack) / len(per_stack) for name in per_stack[0]}
-        heatmap = focal_loss_from_logits(outputs["heatmap"], targets["heatmap"], targets.get("ignore"))
+        heatmap = heatmap_loss(outputs["heatmap"], targets)
         size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
         offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
         parts = {
@@ -86,3 +90,11 @@ class DetectionTask:
         if to_original is not None:
             dets["boxes"] = transform_boxes(dets["boxes"], to_original)
         return dets
+
+
+def heatmap_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The focal loss of (B, C, h, w) ``logits`` against dense targets (``heatmap``) or sparse ones (``peak_*``)."""
+    if "heatmap" in targets:
+        return focal_loss_from_logits(logits, targets["heatmap"], targets.get("ignore"))
+    keys, values, ignore = heatmap_entries(targets, logits.shape[1], tuple(logits.shape[2:]))
+    return sparse_focal_loss_from_logits(logits, keys, values, ignore)

@@ -15,7 +15,7 @@ import torch.nn as nn
 from ..registry import register_model
 from .backbones.resnet import resnet
 from .heads import Head, is_heatmap_head
-from .necks import UpsampleNeck
+from .necks import ShortcutUpsampleNeck, UpsampleNeck
 
 OUTPUT_STRIDE = 4
 
@@ -83,3 +83,24 @@ def resnet18_dcn(heads: dict[str, int], **kwargs) -> CenterNetModel:
 def resnet101_dcn(heads: dict[str, int], **kwargs) -> CenterNetModel:
     """The paper's "ResNet-101": deformable 3x3 convs in the upsampling neck."""
     return _resnet_centernet(101, heads, deformable=True, **kwargs)
+
+
+class _StagesOf(nn.Module):
+    """A ResNet trunk that returns the output of all four stages (for a neck with shortcuts)."""
+
+    def __init__(self, trunk: nn.Module) -> None:
+        super().__init__()
+        self.trunk = trunk
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.trunk.forward_stages(x)
+
+
+@register_model("resnet18_shortcut")
+def resnet18_shortcut(heads: dict[str, int], head_conv: int = 64, pretrained: str | Path | None = None) -> CenterNetModel:
+    """ResNet-18 with a shortcut from the backbone into each upsampling stage (not in the paper)."""
+    trunk = resnet(18)
+    if pretrained is not None:
+        trunk.load_pretrained(pretrained)
+    neck = ShortcutUpsampleNeck(trunk.stage_channels, (256, 128, 64))
+    return CenterNetModel(_StagesOf(trunk), neck, heads, head_conv)

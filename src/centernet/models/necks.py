@@ -65,3 +65,38 @@ class UpsampleNeck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+class ShortcutUpsampleNeck(nn.Module):
+    """The upsampling neck with a shortcut from the backbone at each output stride (16, 8, 4).
+
+    [c2, c3, c4, c5] (strides 4..32) -> (B, channels[-1], H/4, W/4). After each upsampling stage
+    the backbone's feature map of the same stride, through a 3x3 conv + BN + ReLU, is added:
+    the fine detail that stride 32 has lost reaches the heads directly (as TTFNet's shortcuts
+    and the skip connections of DLA's aggregation). Without the shortcuts it is
+    :class:`UpsampleNeck`.
+    """
+
+    def __init__(self, stage_channels: tuple[int, ...], channels: tuple[int, ...] = (256, 128, 64)) -> None:
+        super().__init__()
+        in_channels = stage_channels[-1]
+        self.stages = nn.ModuleList()
+        self.shortcuts = nn.ModuleList()
+        for out, skip in zip(channels, reversed(stage_channels[:-1])):
+            up = nn.ConvTranspose2d(out, out, 4, stride=2, padding=1, bias=False)
+            bilinear_init_(up)
+            self.stages.append(nn.Sequential(
+                nn.Conv2d(in_channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                up, nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+            ))
+            self.shortcuts.append(nn.Sequential(
+                nn.Conv2d(skip, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+            ))
+            in_channels = out
+        self.out_channels = in_channels
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[-1]  # (B, c5, H/32, W/32)
+        for stage, shortcut, skip in zip(self.stages, self.shortcuts, reversed(features[:-1])):
+            x = stage(x) + shortcut(skip)  # stride halves: 16, then 8, then 4
+        return x

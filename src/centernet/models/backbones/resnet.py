@@ -101,11 +101,21 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(x)[-1]  # (B, out_channels, H/32, W/32)
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of each of the four stages: strides 4, 8, 16 and 32."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)  # (B, out_channels, H/32, W/32)
+        c2 = self.layer1(x)  # (B, 64 e, H/4, W/4), e = the block's expansion
+        c3 = self.layer2(c2)  # (B, 128 e, H/8, W/8)
+        c4 = self.layer3(c3)  # (B, 256 e, H/16, W/16)
+        c5 = self.layer4(c4)  # (B, 512 e, H/32, W/32)
+        return [c2, c3, c4, c5]
+
+    @property
+    def stage_channels(self) -> tuple[int, int, int, int]:
+        e = self.layer1[0].expansion
+        return (64 * e, 128 * e, 256 * e, 512 * e)
 
     def load_pretrained(self, path: str | Path) -> None:
         """Load ImageNet weights in torchvision's layout from a local file (the ``fc.*`` keys are ignored)."""

@@ -97,3 +97,23 @@ def test_check_command_on_bccd(capsys):
 def test_check_command_errors(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys):
+    """`centernet demo` on a tiny shapes set: the default detection model, metrics.json and drawn predictions."""
+    import json
+
+    import torch
+
+    from centernet import cli
+
+    monkeypatch.setattr(cli, "DEMO_SHAPES", {**cli.DEMO_SHAPES, "image_size": 64, "num_train": 16, "num_val": 4})
+    monkeypatch.setattr(cli, "DEMO_DETECT_TRAIN", {**cli.DEMO_DETECT_TRAIN, "input_size": 64, "batch_size": 4, "epochs": 1})
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["map"] <= 1.0 and "map50" in metrics and "total_time_s" in metrics
+    assert len(list((out / "predictions").glob("*_heatmap.jpg"))) == 4
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["model_name"] == "resnet18_shortcut"
+    assert "final: mAP" in capsys.readouterr().out

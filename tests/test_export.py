@@ -34,10 +34,10 @@ BOX_ATOL = 1e-3     # ONNX Runtime vs PyTorch, input (or original) pixels
 MEAN, STD = (0.47, 0.45, 0.41), (0.28, 0.27, 0.29)
 
 
-def random_detector(num_classes: int = 3, seed: int = 0) -> torch.nn.Module:
-    """A random resnet18 whose heads spread (heatmap logits std 2 around -2, sizes 8 +- 3, offsets 0.5 +- 0.3)."""
+def random_detector(num_classes: int = 3, seed: int = 0, arch: str = "resnet18") -> torch.nn.Module:
+    """A random model whose heads spread (heatmap logits std 2 around -2, sizes 8 +- 3, offsets 0.5 +- 0.3)."""
     torch.manual_seed(seed)
-    model = create_model("resnet18", num_classes=num_classes).eval()
+    model = create_model(arch, num_classes=num_classes).eval()
     with torch.no_grad():
         outputs = model(torch.randn(2, 3, 64, 64))
         for name, (std, mean) in {"heatmap": (2.0, -2.0), "size": (3.0, 8.0), "offset": (0.3, 0.5)}.items():
@@ -148,6 +148,23 @@ def test_onnxruntime_equals_pytorch_on_random_input(random_onnx, shape):
     images = random_pixels(*shape, seed=shape[0])
     (rows,) = session.run(None, {"images": images.numpy()})
     assert rows.shape == (shape[0], 100, 6) and rows.dtype == np.float32
+    assert_same_rows(reference_rows(detector.model, images), rows)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_shortcut_model_exports_and_matches_pytorch(tmp_path, fmt):
+    """resnet18_shortcut (the demo's model; its neck takes a list of four stage maps) through ONNX Runtime and TorchScript."""
+    detector = CenterNet("resnet18_shortcut", num_classes=3)
+    detector.model = random_detector(arch="resnet18_shortcut")
+    detector.mean, detector.std, detector.input_size = MEAN, STD, 64
+    path = detector.export(fmt, out=tmp_path / f"model.{fmt}")
+    images = random_pixels(2, 3, 96, 128, seed=5)
+    if fmt == "onnx":
+        (rows,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": images.numpy()})
+    else:
+        with torch.no_grad():
+            rows = torch.jit.load(str(path))(images).numpy()
+    assert rows.shape == (2, 100, 6)
     assert_same_rows(reference_rows(detector.model, images), rows)
 
 

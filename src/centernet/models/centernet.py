@@ -97,7 +97,9 @@ class _StagesOf(nn.Module):
 
 
 @register_model("resnet18_shortcut")
-def resnet18_shortcut(heads: dict[str, int], head_conv: int = 64, pretrained: str | Path | None = None) -> CenterNetModel:
+def resnet18_shortcut(
+    heads: dict[str, int], head_conv: int = 64, pretrained: str | Path | None = None
+) -> CenterNetModel:
     """ResNet-18 with a shortcut from the backbone into each upsampling stage (not in the paper)."""
     trunk = resnet(18)
     if pretrained is not None:

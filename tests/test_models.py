@@ -66,7 +66,7 @@ def test_pretrained_backbone_from_local_file(tmp_path):
     model = create_model("resnet18", num_classes=2, pretrained=path)
     assert torch.equal(model.backbone.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
     shortcut = create_model("resnet18_shortcut", num_classes=2, pretrained=path)
-    assert torch.equal(shortcut.backbone.trunk.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
+    assert torch.equal(shortcut.backbone.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
     with pytest.raises(CenterNetError, match="not found"):
         create_model("resnet18", num_classes=2, pretrained=tmp_path / "nope.pth")
     del state["layer1.0.conv1.weight"]
@@ -79,10 +79,9 @@ def test_shortcut_neck_carries_the_fine_stages():
     """resnet18_shortcut: the stride-4 output depends on layer1's output through the shortcut, not only via stride 32."""
     torch.manual_seed(0)
     model = create_model("resnet18_shortcut", num_classes=3).eval()
-    trunk = model.backbone.trunk
-    stages = trunk.forward_stages(torch.randn(1, 3, 64, 64))
+    stages = model.backbone(torch.randn(1, 3, 64, 64))  # return_stages: all four
     assert [tuple(s.shape[1:]) for s in stages] == [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
-    assert trunk.stage_channels == (64, 128, 256, 512)
+    assert model.backbone.stage_channels == (64, 128, 256, 512)
     c2 = stages[0].detach().requires_grad_(True)
     features = model.neck([c2, *[s.detach() for s in stages[1:]]])  # (1, 64, 16, 16)
     assert features.shape == (1, 64, 16, 16)

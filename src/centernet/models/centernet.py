@@ -44,12 +44,20 @@ class CenterNetModel(nn.Module):
 
 
 def _resnet_centernet(
-    depth: int, heads: dict[str, int], head_conv: int = 64, pretrained: str | Path | None = None, deformable: bool = False
+    depth: int,
+    heads: dict[str, int],
+    head_conv: int = 64,
+    pretrained: str | Path | None = None,
+    deformable: bool = False,
+    shortcut: bool = False,
 ):
-    backbone = resnet(depth)
+    backbone = resnet(depth, return_stages=shortcut)
     if pretrained is not None:
         backbone.load_pretrained(pretrained)
-    neck = UpsampleNeck(backbone.out_channels, (256, 128, 64), deformable=deformable)
+    if shortcut:
+        neck: nn.Module = ShortcutUpsampleNeck(backbone.stage_channels, (256, 128, 64))
+    else:
+        neck = UpsampleNeck(backbone.out_channels, (256, 128, 64), deformable=deformable)
     return CenterNetModel(backbone, neck, heads, head_conv)
 
 
@@ -85,24 +93,7 @@ def resnet101_dcn(heads: dict[str, int], **kwargs) -> CenterNetModel:
     return _resnet_centernet(101, heads, deformable=True, **kwargs)
 
 
-class _StagesOf(nn.Module):
-    """A ResNet trunk that returns the output of all four stages (for a neck with shortcuts)."""
-
-    def __init__(self, trunk: nn.Module) -> None:
-        super().__init__()
-        self.trunk = trunk
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.trunk.forward_stages(x)
-
-
 @register_model("resnet18_shortcut")
-def resnet18_shortcut(
-    heads: dict[str, int], head_conv: int = 64, pretrained: str | Path | None = None
-) -> CenterNetModel:
+def resnet18_shortcut(heads: dict[str, int], **kwargs) -> CenterNetModel:
     """ResNet-18 with a shortcut from the backbone into each upsampling stage (not in the paper)."""
-    trunk = resnet(18)
-    if pretrained is not None:
-        trunk.load_pretrained(pretrained)
-    neck = ShortcutUpsampleNeck(trunk.stage_channels, (256, 128, 64))
-    return CenterNetModel(_StagesOf(trunk), neck, heads, head_conv)
+    return _resnet_centernet(18, heads, shortcut=True, **kwargs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from functools import partial
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -31,6 +33,16 @@ def bilinear_init_(deconv: nn.ConvTranspose2d) -> None:
             w[c, c] = kernel
 
 
+def upsample_stage(make_conv: Callable[[], nn.Module], channels: int) -> list[nn.Module]:
+    """One neck stage: ``make_conv()`` (3x3, -> channels) + BN + ReLU, then a 4x4 stride-2 transposed conv
+    (bilinear init) + BN + ReLU. The transposed conv is built first, so a seed gives the same weights as before
+    this helper existed."""
+    up = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1, bias=False)
+    bilinear_init_(up)
+    conv = make_conv()
+    return [conv, nn.BatchNorm2d(channels), nn.ReLU(inplace=True), up, nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+
+
 class UpsampleNeck(nn.Module):
     """Three [3x3 conv + BN + ReLU, 4x4 stride-2 transposed conv (bilinear init) + BN + ReLU] stages.
 
@@ -44,21 +56,9 @@ class UpsampleNeck(nn.Module):
     def __init__(self, in_channels: int, channels: tuple[int, ...] = (256, 128, 64), deformable: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
+        conv_type = partial(ModulatedDeformConv2d, bias=True) if deformable else partial(nn.Conv2d, bias=False)
         for out in channels:
-            up = nn.ConvTranspose2d(out, out, 4, stride=2, padding=1, bias=False)
-            bilinear_init_(up)
-            if deformable:
-                conv: nn.Module = ModulatedDeformConv2d(in_channels, out, 3, padding=1)
-            else:
-                conv = nn.Conv2d(in_channels, out, 3, padding=1, bias=False)
-            layers += [
-                conv,
-                nn.BatchNorm2d(out),
-                nn.ReLU(inplace=True),
-                up,
-                nn.BatchNorm2d(out),
-                nn.ReLU(inplace=True),
-            ]
+            layers += upsample_stage(partial(conv_type, in_channels, out, 3, padding=1), out)
             in_channels = out
         self.layers = nn.Sequential(*layers)
         self.out_channels = in_channels
@@ -83,12 +83,8 @@ class ShortcutUpsampleNeck(nn.Module):
         self.stages = nn.ModuleList()
         self.shortcuts = nn.ModuleList()
         for out, skip in zip(channels, reversed(stage_channels[:-1])):
-            up = nn.ConvTranspose2d(out, out, 4, stride=2, padding=1, bias=False)
-            bilinear_init_(up)
-            self.stages.append(nn.Sequential(
-                nn.Conv2d(in_channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                up, nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-            ))
+            conv = partial(nn.Conv2d, in_channels, out, 3, padding=1, bias=False)
+            self.stages.append(nn.Sequential(*upsample_stage(conv, out)))
             self.shortcuts.append(nn.Sequential(
                 nn.Conv2d(skip, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
             ))

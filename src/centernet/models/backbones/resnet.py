@@ -65,10 +65,17 @@ def _downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module |
 
 
 class ResNet(nn.Module):
-    """ResNet trunk without the classifier: (B, 3, H, W) -> (B, out_channels, H/32, W/32)."""
+    """ResNet trunk without the classifier: (B, 3, H, W) -> (B, out_channels, H/32, W/32).
 
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int]) -> None:
+    With ``return_stages=True`` it returns the output of all four stages (strides 4, 8, 16, 32), for a neck
+    with shortcuts.
+    """
+
+    def __init__(
+        self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], return_stages: bool = False
+    ) -> None:
         super().__init__()
+        self.return_stages = return_stages
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -100,8 +107,9 @@ class ResNet(nn.Module):
             elif isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_stages(x)[-1]  # (B, out_channels, H/32, W/32)
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        stages = self.forward_stages(x)
+        return stages if self.return_stages else stages[-1]  # last: (B, out_channels, H/32, W/32)
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of each of the four stages: strides 4, 8, 16 and 32."""
@@ -129,6 +137,6 @@ RESNET_LAYERS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] 
 }
 
 
-def resnet(depth: int) -> ResNet:
+def resnet(depth: int, return_stages: bool = False) -> ResNet:
     block, layers = RESNET_LAYERS[depth]
-    return ResNet(block, layers)
+    return ResNet(block, layers, return_stages)

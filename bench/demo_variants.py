@@ -1,0 +1,108 @@
+"""Equal-time runs of the detection demo's recipe with one thing changed, for choosing that recipe.
+
+    python bench/demo_variants.py NAME MINUTES [setting=value ...] [variant=value ...]
+
+Trains ``resnet18_shortcut`` on the demo's shapes set (built by ``make demo``, or any folder given with
+``--data``) with the demo's settings (``cli.DEMO_DETECT_TRAIN``) for MINUTES, then validates once; the run
+goes to ``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
+``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``). The
+variants are changes that are not settings of the package, patched in for the run only:
+
+- ``size_weight=W``: the size loss weight (the paper's 0.1);
+- ``head_bn=1``: BatchNorm after each head's 3x3 conv;
+- ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
+  (TTFNet's layout) instead of one each;
+- ``head_conv=C``: the heads' hidden channels (a model setting).
+
+Run them one at a time on an idle machine: the clock decides the step count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+import torch.nn as nn
+
+import centernet.models.centernet as model_module
+import centernet.tasks.detection as detection
+from centernet import CenterNet
+from centernet.cli import DEMO_DETECT_TRAIN, DEMO_SHAPES
+from centernet.config import TrainConfig
+from centernet.data import default_cache_dir
+from centernet.data.shapes import ShapesConfig, build_shapes
+from centernet.models.heads import Head
+from centernet.models.necks import ShortcutUpsampleNeck
+
+
+class NormedHead(Head):
+    """The paper's head with BatchNorm between the 3x3 conv (no bias) and the ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, head_conv: int, heatmap: bool) -> None:
+        super().__init__(in_channels, out_channels, head_conv, heatmap)
+        self.conv = nn.Conv2d(in_channels, head_conv, 3, padding=1, bias=False)
+        if not heatmap:
+            nn.init.normal_(self.conv.weight, std=0.001)
+        self.norm = nn.BatchNorm2d(head_conv)
+
+    def forward(self, x):
+        return self.out(self.relu(self.norm(self.conv(x))))
+
+
+def deep_shortcut_neck(depths: list[int]) -> type:
+    """A ShortcutUpsampleNeck whose shortcut at the k-th stage has ``depths[k]`` conv + BN + ReLU layers."""
+
+    class DeepShortcutNeck(ShortcutUpsampleNeck):
+        def __init__(self, stage_channels, channels=(256, 128, 64)) -> None:
+            super().__init__(stage_channels, channels)
+            for k, (out, skip) in enumerate(zip(channels, reversed(stage_channels[:-1]))):
+                layers: list[nn.Module] = []
+                for j in range(depths[k]):
+                    layers += [nn.Conv2d(skip if j == 0 else out, out, 3, padding=1, bias=False),
+                               nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+                self.shortcuts[k] = nn.Sequential(*layers)
+
+    return DeepShortcutNeck
+
+
+def parse_setting(name: str, text: str):
+    kinds = {f.name: f.type for f in fields(TrainConfig)}
+    if name not in kinds:
+        sys.exit(f"unknown setting {name!r}; expected a TrainConfig field or a variant (see --help)")
+    kind = str(kinds[name])  # the annotation's text: 'int', 'float', 'float | None', 'bool', 'str'
+    if kind == "bool":
+        return text.lower() in ("1", "true", "yes")
+    return {"int": int, "str": str}.get(kind, float)(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name")
+    parser.add_argument("minutes", type=float)
+    parser.add_argument("changes", nargs="*", help="setting=value or variant=value")
+    parser.add_argument("--data", default=None, help="a shapes folder (default: the demo's, built if missing)")
+    args = parser.parse_args()
+    settings = {**DEMO_DETECT_TRAIN, "time_limit": args.minutes}
+    head_conv = None
+    for change in args.changes:
+        key, _, value = change.partition("=")
+        if key == "size_weight":
+            detection.DetectionLossWeights.__init__.__defaults__ = (1.0, float(value), 1.0)
+        elif key == "head_bn" and value == "1":
+            model_module.Head = NormedHead
+        elif key == "shortcut_depth":
+            model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
+        elif key == "head_conv":
+            head_conv = int(value)
+        else:
+            settings[key] = parse_setting(key, value)
+    data = args.data or build_shapes(default_cache_dir() / "datasets", ShapesConfig(**DEMO_SHAPES))
+    model = CenterNet("resnet18_shortcut", head_conv=head_conv)
+    metrics = model.train(data=data, out=f"runs/variants/{args.name}", progress=False, **settings)
+    print(json.dumps({"name": args.name, "changes": args.changes, **{k: v for k, v in metrics.items() if k != "per_class"}}))
+
+
+if __name__ == "__main__":
+    main()

@@ -110,10 +110,14 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(cli, "DEMO_SHAPES", {**cli.DEMO_SHAPES, "image_size": 64, "num_train": 16, "num_val": 4})
     monkeypatch.setattr(cli, "DEMO_DETECT_TRAIN", {**cli.DEMO_DETECT_TRAIN, "input_size": 64, "batch_size": 4, "epochs": 1})
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
+    assert main(["demo", "--out", str(out), "--minutes", "5", "--workers", "0", "--input-size", "32"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["map"] <= 1.0 and "map50" in metrics and "total_time_s" in metrics
     assert len(list((out / "predictions").glob("*_heatmap.jpg"))) == 4
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["model_name"] == "resnet18_shortcut"
+    assert checkpoint["input_size"] == 32  # --input-size overrides the demo's 128
     assert "final: mAP" in capsys.readouterr().out
+    assert main(["demo", "--out", str(tmp_path / "bad"), "--input-size", "100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "input_size" in err and "100" in err and "multiple of 32" in err and len(err.splitlines()) == 1

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None,
                    help="architecture (default: resnet18_shortcut for detect, resnet18 for pose and 3d)")
     p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
+    p.add_argument("--input-size", type=int, default=None,
+                   help="training input side, a multiple of 32 (default: detect 128, pose 256, 3d 640 wide); "
+                        "for a longer detect run 192, the images' own size, ends higher (BENCHMARKS.md)")
 
     p = sub.add_parser("train", help="train a detector")
     _add_train_args(p)
@@ -350,6 +353,8 @@ def cmd_demo(args) -> int:
     task_options = {} if args.centre is None else {"centre": args.centre}
     model = CenterNet(args.model or DEMO_MODEL[task], task=task, task_options=task_options)
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
+    if args.input_size is not None:
+        settings["input_size"] = args.input_size
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
     # Draw predictions of the trained model on a few validation images.
     val = load_split(data, "val", data_config, task=task)

@@ -116,7 +116,7 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     assert len(list((out / "predictions").glob("*_heatmap.jpg"))) == 4
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["model_name"] == "resnet18_shortcut"
-    assert checkpoint["input_size"] == 32  # --input-size overrides the demo's 128
+    assert checkpoint["input_size"] == 32  # --input-size overrides the demo's setting (64 in this test)
     assert "final: mAP" in capsys.readouterr().out
     assert main(["demo", "--out", str(tmp_path / "bad"), "--input-size", "100"]) == 2
     err = capsys.readouterr().err.strip()

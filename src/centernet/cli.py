@@ -25,8 +25,9 @@ DEMO_TRAIN = dict(
     warmup_iters=100, input_size=192, val_interval=1000, workers=2, time_limit=7.5,
     ema_decay=0.998, ema_tau=100.0, augment_mode="none", color_aug=False,
 )
-# The detection demo validates and keeps the raw weights: its ~800 steps are too few for an average over the
-# last ~500 (the same 7.5-minute run gave mAP 0.166 raw against 0.142 averaged; at 30 minutes, 0.558 and 0.554).
+# The detection demo validates and keeps the raw weights: at 192 px its ~800 steps were too few for an average
+# over the last ~500 (the same 7.5-minute run gave mAP 0.166 raw against 0.142 averaged; at 30 minutes, 0.558 and
+# 0.554). Not re-measured at 128 px, where 7.5 minutes are ~1,200 steps.
 # It trains and validates its 192 px images at 128 px: objects of 4-64 px instead of 6-96, and a step in 0.4 s
 # instead of 0.65. In equal 7.5-minute runs that gave mAP 0.636 against 0.507 at 192 (0.622 at 96 px), small
 # objects included (AP small 0.30 against 0.22); 1.7 times the steps at 192 px (batch 8) had not helped, so it is

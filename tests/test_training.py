@@ -43,3 +43,39 @@ def test_fp16_needs_a_gpu_and_its_scaler_is_a_pass_through_elsewhere(tmp_path):
     scaler = grad_scaler(torch.device("cpu"), "bf16")
     loss = torch.tensor(2.0, requires_grad=True)
     assert not scaler.is_enabled() and scaler.scale(loss) is loss
+
+
+def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch):
+    """start_input_size before resize_at of training, input_size after: in the batches themselves."""
+    import csv
+
+    import torch
+
+    from centernet import CenterNet
+    from centernet.config import TrainConfig
+    from centernet.engine.trainer import Trainer, train_input_size
+    from conftest import TINY_SHAPES
+
+    cfg = TrainConfig(input_size=192, start_input_size=128, resize_at=0.5)
+    assert [train_input_size(p, cfg) for p in (0.0, 0.49, 0.5, 1.0)] == [128, 128, 192, 192]
+    assert train_input_size(0.0, TrainConfig(input_size=192)) == 192  # off by default
+
+    sides: list[tuple[int, int]] = []
+    real_step = Trainer._train_step
+
+    def spy(self, batch):
+        sides.append(tuple(batch["image"].shape[-2:]))
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", spy)
+    out = tmp_path / "run"
+    # 16 images, batch 4: 4 steps an epoch, 12 in all; epoch 2 starts at 4/12 of training, epoch 3 at 8/12.
+    CenterNet("resnet18", num_classes=4).train(
+        data="shapes", shapes_config=TINY_SHAPES, out=out, val_split=None, epochs=3, batch_size=4, input_size=64,
+        start_input_size=32, resize_at=0.5, workers=0, progress=False,
+    )
+    assert sides == [(32, 32)] * 8 + [(64, 64)] * 4
+    with open(out / "results.csv", newline="") as f:
+        assert [row["input_size"] for row in csv.DictReader(f)] == ["32", "32", "64"]
+    checkpoint = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["input_size"] == 64  # what val and predict default to: the final size

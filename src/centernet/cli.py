@@ -74,6 +74,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
     p.add_argument("--input-height", type=int, default=0,
                    help="a rectangular input --input-size wide and this high (wide images such as KITTI); 0: square")
+    p.add_argument("--start-input-size", type=int, default=0,
+                   help="progressive resizing: train at this square side first, then at --input-size (0: off)")
+    p.add_argument("--resize-at", type=float, default=0.5,
+                   help="fraction of training (of the clock with --time-limit) where --start-input-size ends")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -108,7 +112,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def _train_settings(args) -> dict:
     return dict(
         epochs=70 if args.epochs is None else args.epochs, batch_size=args.batch_size, input_size=args.input_size,
-        input_height=args.input_height, optimizer=args.optimizer,
+        input_height=args.input_height, start_input_size=args.start_input_size, resize_at=args.resize_at,
+        optimizer=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
         val_interval=args.val_interval, workers=args.workers, precision=args.precision,
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
@@ -135,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None,
                    help="training input side, a multiple of 32 (default: detect 128, pose 256, 3d 640 wide); "
                         "for a longer detect run 192, the images' own size, ends higher (BENCHMARKS.md)")
+    p.add_argument("--start-input-size", type=int, default=0,
+                   help="progressive resizing: the first half of training at this side, then at --input-size (0: off)")
 
     p = sub.add_parser("train", help="train a detector")
     _add_train_args(p)
@@ -356,6 +363,8 @@ def cmd_demo(args) -> int:
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
     if args.input_size is not None:
         settings["input_size"] = args.input_size
+    if args.start_input_size:
+        settings["start_input_size"] = args.start_input_size
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
     # Draw predictions of the trained model on a few validation images.
     val = load_split(data, "val", data_config, task=task)

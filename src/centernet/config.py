@@ -25,6 +25,8 @@ class TrainConfig:
     input_size: int = 512            # square training input, a multiple of 32 (its width when input_height is set)
     input_height: int = 0            # > 0: a rectangular input_size x input_height (wide images, KITTI); then
                                      # validation and prediction default to the image's own resolution
+    start_input_size: int = 0        # > 0: progressive resizing, square inputs of this side first, then input_size
+    resize_at: float = 0.5           # the fraction of training (steps, or the clock with time_limit) where it switches
     augment_mode: str = "crop"       # 'crop': scale {0.6, ..., 1.3} x max(h, w), random centre (the original's default);
                                      # 'shift_scale': normal shift + scale (its not_rand_crop); 'none': letterbox
     aug_shift: float = 0.1           # 'shift_scale': centre shift std, a fraction of max(h, w) (clipped at 2x)
@@ -63,6 +65,11 @@ class TrainConfig:
         _check(self.input_size >= 32 and self.input_size % 32 == 0, "input_size", self.input_size, "a multiple of 32")
         _check(self.input_height == 0 or (self.input_height >= 32 and self.input_height % 32 == 0), "input_height",
                self.input_height, "0 (square) or a multiple of 32")
+        _check(self.start_input_size == 0 or (self.start_input_size >= 32 and self.start_input_size % 32 == 0),
+               "start_input_size", self.start_input_size, "0 (off) or a multiple of 32")
+        _check(not (self.start_input_size and self.input_height), "start_input_size", self.start_input_size,
+               "0 with a rectangular input (input_height > 0)")
+        _check(0 < self.resize_at < 1, "resize_at", self.resize_at, "a fraction in (0, 1)")
         _check(0 <= self.flip <= 1, "flip", self.flip, "a probability in [0, 1]")
         _check(
             self.augment_mode in ("crop", "shift_scale", "none"), "augment_mode", self.augment_mode,

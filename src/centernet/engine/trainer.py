@@ -100,6 +100,13 @@ def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
     return 0.1 ** sum(progress >= s for s in cfg.lr_steps)
 
 
+def train_input_size(progress: float, cfg: TrainConfig) -> int:
+    """The square training input side at a point of training: start_input_size before resize_at, then input_size."""
+    if cfg.start_input_size and progress < cfg.resize_at:
+        return cfg.start_input_size
+    return cfg.input_size
+
+
 class Trainer:
     """Fits ``model`` on ``train_split`` with ``task``'s targets and loss."""
 
@@ -204,7 +211,8 @@ class Trainer:
         self._say(
             f"training {self.info.model_name} on {len(self.dataset)} images, {cfg.epochs} epochs x {steps_per_epoch} "
             f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {base_lr:.2e}{lr_rule} ({cfg.schedule}), "
-            f"input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}, precision {self.precision}, "
+            f"input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}"
+            f"{f' (from {cfg.start_input_size} until {cfg.resize_at:g} of training)' if cfg.start_input_size else ''}, precision {self.precision}, "
             f"device {self.device}"
         )
         if self.start_epoch > 1:
@@ -221,6 +229,10 @@ class Trainer:
                         module.eval()
             self.dataset.set_epoch(epoch)
             sampler.set_epoch(epoch)
+            size = train_input_size(self._progress(step, total_steps, start), cfg)
+            if size != self.dataset.input_size:  # progressive resizing: the loader's workers start with the new size
+                self._say(f"epoch {epoch}: training input {self.dataset.input_size} -> {size}")
+                self.dataset.input_size = size
             sums: dict[str, float] = {}
             count = 0
             bar = progress_bar(
@@ -228,12 +240,10 @@ class Trainer:
             )
             out_of_time = False
             for batch in bar:
-                progress = step / total_steps
-                if cfg.time_limit:  # rank 0's clock for every process, so they stay in step
-                    progress = max(progress, broadcast_value((time.perf_counter() - start) / (cfg.time_limit * 60), self.dist))
-                    if progress >= 1.0:
-                        out_of_time = True
-                        break
+                progress = self._progress(step, total_steps, start)
+                if cfg.time_limit and progress >= 1.0:
+                    out_of_time = True
+                    break
                 for group in self.optimizer.param_groups:
                     group["lr"] = base_lr * lr_factor(progress, step, cfg)
                 losses = self._train_step(batch)
@@ -254,6 +264,8 @@ class Trainer:
                 bar.set_postfix({k.removesuffix("_loss"): f"{v / count:.3f}" for k, v in sums.items()}, refresh=False)
             bar.close()
             row = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - start}
+            if cfg.start_input_size:
+                row["input_size"] = self.dataset.input_size
             row.update({k: v / max(count, 1) for k, v in sums.items()})
             last = epoch == cfg.epochs or out_of_time
             self.step, self.elapsed = step, time.perf_counter() - start
@@ -279,6 +291,14 @@ class Trainer:
             plot_training_curves(self.out_dir / "results.csv", self.out_dir / "results.png")
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics_to_jsonable(self.metrics), indent=2))
         return self.metrics
+
+    def _progress(self, step: int, total_steps: int, start: float) -> float:
+        """How far training is, in [0, 1+): by steps, or by the clock when that is further (time_limit)."""
+        progress = step / total_steps
+        if self.cfg.time_limit:  # rank 0's clock for every process, so they stay in step
+            elapsed = broadcast_value((time.perf_counter() - start) / (self.cfg.time_limit * 60), self.dist)
+            progress = max(progress, elapsed)
+        return progress
 
     def _train_step(self, batch: dict) -> dict[str, float] | None:
         images = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
     p.add_argument("--input-size", type=int, default=None,
                    help="training input side, a multiple of 32 (default: detect 128, pose 256, 3d 640 wide); "
-                        "for a longer detect run 192, the images' own size, ends higher (BENCHMARKS.md)")
+                        "for a longer detect run, 192 (the images' size) with --start-input-size 128 ends highest")
     p.add_argument("--start-input-size", type=int, default=0,
                    help="progressive resizing: the first half of training at this side, then at --input-size (0: off)")
 

@@ -45,7 +45,7 @@ def test_fp16_needs_a_gpu_and_its_scaler_is_a_pass_through_elsewhere(tmp_path):
     assert not scaler.is_enabled() and scaler.scale(loss) is loss
 
 
-def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch):
+def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch, capsys):
     """start_input_size before resize_at of training, input_size after: in the batches themselves."""
     import csv
 
@@ -75,7 +75,17 @@ def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch)
         start_input_size=32, resize_at=0.5, workers=0, progress=False,
     )
     assert sides == [(32, 32)] * 8 + [(64, 64)] * 4
+    assert "training input 32 -> 64" in capsys.readouterr().out
     with open(out / "results.csv", newline="") as f:
         assert [row["input_size"] for row in csv.DictReader(f)] == ["32", "32", "64"]
     checkpoint = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert checkpoint["input_size"] == 64  # what val and predict default to: the final size
+
+    # One epoch never reaches resize_at: said in one line, not left for the user to find in the metrics.
+    sides.clear()
+    CenterNet("resnet18", num_classes=4).train(
+        data="shapes", shapes_config=TINY_SHAPES, out=tmp_path / "short", val_split=None, epochs=1, batch_size=4,
+        input_size=64, start_input_size=32, workers=0, progress=False,
+    )
+    assert sides == [(32, 32)] * 4
+    assert "training ended before resize_at=0.5: every epoch was at 32 px" in capsys.readouterr().out

@@ -151,8 +151,9 @@ class Trainer:
                 f"flip={cfg.flip} is out of range for 3D training; expected 0 (a mirrored image needs a mirrored camera)"
             )
         self.dataset = DetectionDataset(
-            train_split, cfg.input_size, encoder=task.encoder(), normalize=self.normalize, seed=cfg.seed,
-            needs=task.needs, flip_perm=getattr(task, "flip_perm", None), input_height=cfg.input_height or None,
+            train_split, cfg.start_input_size or cfg.input_size, encoder=task.encoder(), normalize=self.normalize,
+            seed=cfg.seed, needs=task.needs, flip_perm=getattr(task, "flip_perm", None),
+            input_height=cfg.input_height or None,
             augment=AugmentConfig(
                 mode=cfg.augment_mode, shift=cfg.aug_shift, scale=cfg.aug_scale, flip=cfg.flip, color=cfg.color_aug
             ),
@@ -208,12 +209,12 @@ class Trainer:
         base_lr = cfg.resolved_lr()
         lr_rule = "" if cfg.lr is not None else f" (5e-4 x {cfg.batch_size} / 128, the linear rule)"
         processes = f" = {world} processes x {cfg.batch_size // world}" if self.dist.enabled else ""
+        resizing = f" ({cfg.start_input_size} until {cfg.resize_at:g} of training)" if cfg.start_input_size else ""
         self._say(
             f"training {self.info.model_name} on {len(self.dataset)} images, {cfg.epochs} epochs x {steps_per_epoch} "
             f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {base_lr:.2e}{lr_rule} ({cfg.schedule}), "
-            f"input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}"
-            f"{f' (from {cfg.start_input_size} until {cfg.resize_at:g} of training)' if cfg.start_input_size else ''}, precision {self.precision}, "
-            f"device {self.device}"
+            f"input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}{resizing}, "
+            f"precision {self.precision}, device {self.device}"
         )
         if self.start_epoch > 1:
             self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")
@@ -285,6 +286,9 @@ class Trainer:
                 break
         if skipped:
             self._say(f"skipped {skipped} steps with a non-finite loss")
+        if self.dataset.input_size != cfg.input_size:
+            self._say(f"training ended before resize_at={cfg.resize_at:g}: every epoch was at "
+                      f"{self.dataset.input_size} px, validation at {cfg.input_size} (more epochs or an earlier resize_at)")
         self.metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         self.metrics["steps"] = step
         if self.dist.is_main:

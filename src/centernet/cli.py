@@ -28,11 +28,10 @@ DEMO_TRAIN = dict(
 # The detection demo validates and keeps the raw weights: at 192 px its ~800 steps were too few for an average
 # over the last ~500 (the same 7.5-minute run gave mAP 0.166 raw against 0.142 averaged; at 30 minutes, 0.558 and
 # 0.554). Not re-measured at 128 px, where 7.5 minutes are ~1,200 steps.
-# It trains and validates its 192 px images at 128 px: objects of 4-64 px instead of 6-96, and a step in 0.4 s
-# instead of 0.65. In equal 7.5-minute runs that gave mAP 0.636 against 0.507 at 192 (0.622 at 96 px), small
-# objects included (AP small 0.30 against 0.22); 1.7 times the steps at 192 px (batch 8) had not helped, so it is
-# the scale more than the step count (BENCHMARKS.md).
-DEMO_DETECT_TRAIN = {**DEMO_TRAIN, "ema": False, "input_size": 128}
+# It trains its 192 px images at 128 px for the first half (objects of 4-64 px instead of 6-96, a step in 0.4 s
+# instead of 0.65), then at their own size, and validates at 192. In equal 7.5-minute runs: mAP 0.695 against
+# 0.636 at 128 px throughout and 0.507 at 192 (over 30 minutes 0.789, 0.721 and 0.735; BENCHMARKS.md).
+DEMO_DETECT_TRAIN = {**DEMO_TRAIN, "ema": False, "start_input_size": 128}
 
 
 # The pose and 3D demos: the built-in sets of those tasks, same budget. The 3D set's 640x192 images are trained
@@ -138,10 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="architecture (default: resnet18_shortcut for detect, resnet18 for pose and 3d)")
     p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
     p.add_argument("--input-size", type=int, default=None,
-                   help="training input side, a multiple of 32 (default: detect 128, pose 256, 3d 640 wide); "
-                        "for a longer detect run, 192 (the images' size) with --start-input-size 128 ends highest")
-    p.add_argument("--start-input-size", type=int, default=0,
-                   help="progressive resizing: the first half of training at this side, then at --input-size (0: off)")
+                   help="training and validation input side, a multiple of 32 (default: detect 192, pose 256, "
+                        "3d 640 wide)")
+    p.add_argument("--start-input-size", type=int, default=None,
+                   help="progressive resizing: the first half of training at this side, then at --input-size "
+                        "(default: detect 128, others off; 0: off)")
 
     p = sub.add_parser("train", help="train a detector")
     _add_train_args(p)
@@ -363,7 +363,7 @@ def cmd_demo(args) -> int:
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
     if args.input_size is not None:
         settings["input_size"] = args.input_size
-    if args.start_input_size:
+    if args.start_input_size is not None:
         settings["start_input_size"] = args.start_input_size
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
     # Draw predictions of the trained model on a few validation images.

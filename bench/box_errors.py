@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from centernet import CenterNet
+from centernet.eval.voc import box_iou
 
 BUCKETS = ((0, 12), (12, 24), (24, 48), (48, 10_000))  # the ground truth's longer side, pixels
 
@@ -25,10 +26,7 @@ BUCKETS = ((0, 12), (12, 24), (24, 48), (48, 10_000))  # the ground truth's long
 def best_match(gt_xywh: np.ndarray, boxes: np.ndarray) -> tuple[float, float, float]:
     """(IoU, mean |size error| per side, mean |centre error| per axis) of the best-IoU box (N, 4) xyxy."""
     x, y, w, h = gt_xywh
-    inter_w = np.clip(np.minimum(boxes[:, 2], x + w) - np.maximum(boxes[:, 0], x), 0, None)
-    inter_h = np.clip(np.minimum(boxes[:, 3], y + h) - np.maximum(boxes[:, 1], y), 0, None)
-    inter = inter_w * inter_h
-    iou = inter / ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + w * h - inter)
+    iou = box_iou(np.array([x, y, x + w, y + h]), boxes)[0]  # (N,)
     b = boxes[iou.argmax()]
     size_error = (abs((b[2] - b[0]) - w) + abs((b[3] - b[1]) - h)) / 2
     centre_error = (abs((b[0] + b[2]) / 2 - (x + w / 2)) + abs((b[1] + b[3]) / 2 - (y + h / 2))) / 2

@@ -12,7 +12,8 @@ variants are changes that are not settings of the package, patched in for the ru
 - ``head_bn=1``: BatchNorm after each head's 3x3 conv;
 - ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
   (TTFNet's layout) instead of one each;
-- ``head_conv=C``: the heads' hidden channels (a model setting).
+- ``head_conv=C``: the heads' hidden channels (a model setting);
+- ``size_region=gaussian``: the size learnt at every pixel of each object's Gaussian (a task option).
 
 Run them one at a time on an idle machine: the clock decides the step count.
 """
@@ -86,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = {**DEMO_DETECT_TRAIN, "time_limit": args.minutes}
     head_conv = None
+    task_options = {}
     for change in args.changes:
         key, _, value = change.partition("=")
         if key == "size_weight":
@@ -94,12 +96,14 @@ def main() -> None:
             model_module.Head = NormedHead
         elif key == "shortcut_depth":
             model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
+        elif key == "size_region":
+            task_options["size_region"] = value
         elif key == "head_conv":
             head_conv = int(value)
         else:
             settings[key] = parse_setting(key, value)
     data = args.data or build_shapes(default_cache_dir() / "datasets", ShapesConfig(**DEMO_SHAPES))
-    model = CenterNet("resnet18_shortcut", head_conv=head_conv)
+    model = CenterNet("resnet18_shortcut", head_conv=head_conv, task_options=task_options)
     metrics = model.train(data=data, out=f"runs/variants/{args.name}", progress=False, **settings)
     print(json.dumps({"name": args.name, "changes": args.changes, **{k: v for k, v in metrics.items() if k != "per_class"}}))
 

@@ -65,6 +65,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="detect (boxes, default), pose (persons + keypoints from the data's joints), 3d (KITTI boxes)")
     p.add_argument("--centre", choices=("box", "projected"), default=None,
                    help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
+    p.add_argument("--size-region", choices=("centre", "gaussian"), default=None,
+                   help="detect: learn the box size at each centre (default, the paper) or at every pixel of its "
+                        "heatmap Gaussian, weighted by it (TTFNet)")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
@@ -249,6 +252,8 @@ def cmd_train(args) -> int:
         _print_final(metrics, weights.parent)
         return 0
     options = {} if args.centre is None else {"centre": args.centre}
+    if args.size_region is not None:
+        options["size_region"] = args.size_region
     model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained,
                       device=args.device, task_options=options)
     val_split = None if args.val_split.lower() == "none" else args.val_split

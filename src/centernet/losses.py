@@ -87,3 +87,30 @@ def masked_l1_loss(
     pred = gather_at_index(prediction.float(), index)  # (B, M, D)
     m = mask.float().unsqueeze(2).expand_as(pred)
     return (torch.abs(pred - target.float()) * m).sum() / (m.sum() + 1e-4)
+
+
+def gaussian_weighted_l1_loss(
+    prediction: torch.Tensor,  # (B, D, h, w) regression map
+    pixels: tuple[torch.Tensor, ...],  # (T,) batch, slot, y, x, Gaussian value: ``targets.sparse.object_pixels``
+    mask: torch.Tensor,        # (B, M) 1 for real objects
+    target: torch.Tensor,      # (B, M, D) one value per object, the same at each of its pixels
+) -> torch.Tensor:
+    """L1 at every pixel of each object's Gaussian, weighted by the Gaussian (TTFNet's regression samples).
+
+    A pixel that several Gaussians cover belongs to the object whose Gaussian is highest there (so each object
+    keeps its centre, where its value is 1). Each object's weights sum to 1, so the loss is an average over
+    objects and the D coordinates, as :func:`masked_l1_loss` is; an object of radius 0 has its centre alone, and
+    then the two are the same.
+    """
+    batch, dims, out_h, out_w = prediction.shape
+    b, m, y, x, value = pixels
+    pixel = (b * out_h + y) * out_w + x                                                  # (T,) into (B*h*w)
+    highest = value.new_zeros(batch * out_h * out_w).scatter_reduce_(0, pixel, value, "amax")
+    own = (value >= highest[pixel]) & (value > 0)
+    b, m, pixel, value = b[own], m[own], pixel[own], value[own]                          # (T',) each
+    obj = b * mask.shape[1] + m                                                           # (T',) into (B*M)
+    total = value.new_zeros(mask.numel()).index_add_(0, obj, value)                      # (B*M,) per object
+    weight = value / total[obj]                                                           # (T',)
+    pred = prediction.float().permute(0, 2, 3, 1).reshape(-1, dims)[pixel]               # (T', D)
+    error = torch.abs(pred - target.float()[b, m]).sum(1) * weight                        # (T',)
+    return error.sum() / (mask.float().sum() * dims + 1e-4)

@@ -26,22 +26,20 @@ def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return item, torch.arange(len(item), device=counts.device) - start[item]
 
 
-def gaussian_pixels(
+def object_pixels(
     index: torch.Tensor,        # (B, M) flat centre y * w + x
     mask: torch.Tensor,         # (B, M) 1 for a real object
-    peak_class: torch.Tensor,   # (B, M)
     peak_radius: torch.Tensor,  # (B, M) integer radius
-    num_classes: int,
     output_size: tuple[int, int],  # (h, w)
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every pixel of every object's Gaussian inside the map: keys (T,) into the flat (B, C, h, w) map, values (T,).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pixel of every object's Gaussian inside the map: (T,) batch, slot, y, x and Gaussian value of each.
 
     The values are those of ``cached_gaussian_2d``: sigma = (2r + 1) / 6, computed in float64, zero below
     float64 epsilon, stored as float32.
     """
     out_h, out_w = output_size
     b, m = torch.nonzero(mask > 0, as_tuple=True)                               # (n,) each
-    radius, label, centre = peak_radius[b, m].long(), peak_class[b, m].long(), index[b, m].long()
+    radius, centre = peak_radius[b, m].long(), index[b, m].long()
     side = 2 * radius + 1                                                       # (n,)
     obj, rank = _expand(side * side)                                            # (T,) each
     s, r = side[obj], radius[obj]
@@ -51,8 +49,22 @@ def gaussian_pixels(
     sigma = s.double() / 6
     value = torch.exp(-(dx.double() ** 2 + dy.double() ** 2) / (2 * sigma * sigma))
     value = torch.where(value < _EPS64, 0.0, value).float()
-    key = ((b[obj] * num_classes + label[obj]) * out_h + y) * out_w + x
-    return key[inside], value[inside]
+    return b[obj][inside], m[obj][inside], y[inside], x[inside], value[inside]
+
+
+def gaussian_pixels(
+    index: torch.Tensor,        # (B, M) flat centre y * w + x
+    mask: torch.Tensor,         # (B, M) 1 for a real object
+    peak_class: torch.Tensor,   # (B, M)
+    peak_radius: torch.Tensor,  # (B, M) integer radius
+    num_classes: int,
+    output_size: tuple[int, int],  # (h, w)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pixel of every object's Gaussian inside the map: keys (T,) into the flat (B, C, h, w) map, values (T,)."""
+    out_h, out_w = output_size
+    b, m, y, x, value = object_pixels(index, mask, peak_radius, output_size)
+    key = ((b * num_classes + peak_class[b, m].long()) * out_h + y) * out_w + x
+    return key, value
 
 
 def rect_pixels(rects: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

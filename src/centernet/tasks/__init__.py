@@ -24,7 +24,7 @@ def build_task(name: str, num_classes: int, config: dict | None = None):
     """A task by name, with what a checkpoint stored in ``config`` (see each task's ``config()``)."""
     config = dict(config or {})
     if name in ("detect", "detection"):
-        return DetectionTask(num_classes)
+        return DetectionTask(num_classes, size_region=config.get("size_region", "centre"))
     if name == "pose":
         if "num_joints" not in config:
             raise CenterNetError("a pose task needs num_joints (from the data's keypoints or the checkpoint)")
@@ -41,9 +41,18 @@ def build_task(name: str, num_classes: int, config: dict | None = None):
 def task_from_split(name: str, split, options: dict | None = None):
     """The task ``name`` for training on ``split`` (its classes, and for pose its joints).
 
-    ``options``: task settings beyond the data (3D: ``{"centre": "box" | "projected"}``).
+    ``options``: task settings beyond the data (3D: ``{"centre": "box" | "projected"}``; detection:
+    ``{"size_region": "centre" | "gaussian"}``).
     """
     options = dict(options or {})
+    if name in ("detect", "detection"):
+        unknown = sorted(set(options) - {"size_region"})
+        if unknown:
+            raise CenterNetError(f"unknown detect task option(s) {unknown}; expected 'size_region'")
+        if options.get("size_region", "centre") not in ("centre", "gaussian"):
+            raise CenterNetError(f"size_region={options['size_region']!r} is out of range; "
+                                 "expected 'centre' or 'gaussian'")
+        return build_task(name, split.num_classes, options)
     if name == "3d":
         unknown = sorted(set(options) - {"centre"})
         if unknown:

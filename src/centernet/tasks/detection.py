@@ -11,9 +11,11 @@ import torch
 
 from ..decode import decode_detections, transform_boxes
 from ..engine.tta import merge_flip
-from ..losses import focal_loss_from_logits, masked_l1_loss, sparse_focal_loss_from_logits
+from ..losses import (
+    focal_loss_from_logits, gaussian_weighted_l1_loss, masked_l1_loss, sparse_focal_loss_from_logits,
+)
 from ..targets.detection import DetectionTargetEncoder
-from ..targets.sparse import heatmap_entries
+from ..targets.sparse import heatmap_entries, object_pixels
 
 # COCO box metrics every task reports (fractions).
 BOX_HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
@@ -28,25 +30,39 @@ class DetectionLossWeights:
 
 @dataclass
 class DetectionTask:
-    """Everything detection-specific, so the model and trainer stay generic."""
+    """Everything detection-specific, so the model and trainer stay generic.
+
+    ``size_region``: the paper learns the box size at each object's centre pixel alone (``"centre"``);
+    ``"gaussian"`` learns it at every pixel of the object's heatmap Gaussian, weighted by the Gaussian and
+    normalised per object (TTFNet's regression samples; not in the paper). Decoding is the same either way: the
+    size is read at the peak.
+    """
 
     num_classes: int
     max_objects: int = 128
     min_overlap: float = 0.7
     exact_radius: bool = False
     sparse_targets: bool = True          # encoder gives centres + radii; the loss reads only the covered pixels
+    size_region: str = "centre"          # where the size is learnt: "centre" (the paper) or "gaussian" (above)
     weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
     name: str = "detect"
     needs: tuple[str, ...] = ()          # per-object annotations the encoder takes beyond boxes and labels
     headline: tuple[str, ...] = BOX_HEADLINE  # metrics shown and kept in checkpoints
     best_metric: str = "map"              # what picks best.pt
 
+    def __post_init__(self) -> None:
+        if self.size_region not in ("centre", "gaussian"):
+            raise ValueError(f"size_region={self.size_region!r}; expected 'centre' or 'gaussian'")
+        if self.size_region == "gaussian" and not self.sparse_targets:
+            raise ValueError("size_region='gaussian' reads the sparse targets' radii; it needs sparse_targets=True")
+
     def heads(self) -> dict[str, int]:
         return {"heatmap": self.num_classes, "size": 2, "offset": 2}
 
     def config(self) -> dict:
-        """What a checkpoint must carry, beyond the class list, to rebuild this task (nothing for detection)."""
-        return {}
+        """What a checkpoint must carry, beyond the class list, to rebuild this task (so a resumed run keeps
+        its size region; nothing for the paper's)."""
+        return {} if self.size_region == "centre" else {"size_region": self.size_region}
 
     def flip_merge(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Merge a model's outputs on ``flip_images(x)`` into outputs for ``x`` (see ``merge_flip``)."""
@@ -73,7 +89,12 @@ class DetectionTask:
             per_stack = [self.loss(stack, targets) for stack in outputs]
             return {name: sum(p[name] for p in per_stack) / len(per_stack) for name in per_stack[0]}
         heatmap = heatmap_loss(outputs["heatmap"], targets)
-        size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
+        if self.size_region == "gaussian":
+            pixels = object_pixels(targets["index"], targets["mask"], targets["peak_radius"],
+                                   tuple(outputs["size"].shape[2:]))
+            size = gaussian_weighted_l1_loss(outputs["size"], pixels, targets["mask"], targets["size"])
+        else:
+            size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
         offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
         parts = {
             "heatmap_loss": self.weights.heatmap * heatmap,

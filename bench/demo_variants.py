@@ -13,7 +13,7 @@ variants are changes that are not settings of the package, patched in for the ru
 - ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
-- ``size_region=gaussian``: the size learnt at every pixel of each object's Gaussian (a task option).
+- ``size_region=gaussian``, ``box_loss=giou``: detection task options (``DETECTION_OPTIONS``).
 
 Run them one at a time on an idle machine: the clock decides the step count.
 """
@@ -36,6 +36,7 @@ from centernet.data import default_cache_dir
 from centernet.data.shapes import ShapesConfig, build_shapes
 from centernet.models.heads import Head
 from centernet.models.necks import ShortcutUpsampleNeck
+from centernet.tasks.detection import DETECTION_OPTIONS
 
 
 class NormedHead(Head):
@@ -96,8 +97,8 @@ def main() -> None:
             model_module.Head = NormedHead
         elif key == "shortcut_depth":
             model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
-        elif key == "size_region":
-            task_options["size_region"] = value
+        elif key in DETECTION_OPTIONS:
+            task_options[key] = value
         elif key == "head_conv":
             head_conv = int(value)
         else:

@@ -154,3 +154,67 @@ def test_detection_task_size_region_reaches_the_pixels_around_each_centre():
         task_from_split("detect", split, {"centre": "box"})
     with pytest.raises(ValueError, match="needs sparse_targets=True"):
         DetectionTask(2, size_region="gaussian", sparse_targets=False)
+
+
+def test_paired_giou_hand_computed():
+    from centernet.losses import paired_giou
+
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0], [2.0, 0.0, 3.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    # equal: 1; overlap 1 of union 7 in a 3x3 hull: 1/7 - 2/9; disjoint unit boxes in a 3x1 hull: 0 - 1/3;
+    # a point inside: IoU 0, hull = a, so 0
+    want = torch.tensor([1.0, 1 / 7 - 2 / 9, -1 / 3, 0.0])
+    assert torch.allclose(paired_giou(a, b), want, atol=1e-6)
+    assert paired_giou(torch.zeros(4), torch.zeros(4)).item() == 0          # empty hull: no NaN
+
+
+def test_centre_giou_loss_is_zero_for_the_true_box_and_grows_with_a_relative_error():
+    from centernet.losses import centre_giou_loss
+
+    index, mask = torch.tensor([[5, 0]]), torch.tensor([[1.0, 0.0]])
+    size_t, offset_t = torch.tensor([[[4.0, 2.0], [9.0, 9.0]]]), torch.tensor([[[0.25, 0.5], [0.0, 0.0]]])
+
+    def maps(wh, off):  # (2,) each, written at flat position 5 of a 3x4 map
+        size, offset = torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4)
+        size[0, :, 1, 1], offset[0, :, 1, 1] = torch.tensor(wh), torch.tensor(off)
+        return size, offset
+
+    assert centre_giou_loss(*maps([4.0, 2.0], [0.25, 0.5]), index, mask, size_t, offset_t).item() == pytest.approx(0)
+    # width 2 instead of 4, same centre: IoU 1/2, the hull is the true box
+    got = centre_giou_loss(*maps([2.0, 2.0], [0.25, 0.5]), index, mask, size_t, offset_t)
+    assert got.item() == pytest.approx(0.5, rel=1e-3)
+    # the box shifted by 1 in x: overlap 3 of union 10, hull 5 x 2
+    got = centre_giou_loss(*maps([4.0, 2.0], [1.25, 0.5]), index, mask, size_t, offset_t)
+    assert got.item() == pytest.approx(1 - 3 / 5, rel=1e-3)
+    size, offset = maps([2.0, 2.0], [0.25, 0.5])
+    size.requires_grad_(True)
+    centre_giou_loss(size, offset, index, mask, size_t, offset_t).backward()
+    assert size.grad[0, 0, 1, 1] < 0 and torch.count_nonzero(size.grad) <= 2   # widen; only the centre
+
+
+def test_detection_task_giou_option_adds_a_part_and_round_trips():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from centernet.errors import CenterNetError
+    from centernet.tasks import DetectionTask, build_task, task_from_split
+
+    boxes, labels = np.array([[4.0, 4.0, 36.0, 28.0]]), np.array([1])
+    targets = {k: torch.as_tensor(v)[None] for k, v in DetectionTask(2).encoder()(boxes, labels, (48, 48)).items()}
+    outputs = {"heatmap": torch.zeros(1, 2, 48, 48), "size": torch.zeros(1, 2, 48, 48),
+               "offset": torch.zeros(1, 2, 48, 48)}
+    plain = DetectionTask(2).loss(outputs, targets)
+    parts = DetectionTask(2, box_loss="giou").loss(outputs, targets)
+    # a zero-size box at a point inside the true box: IoU 0 and the hull is the true box, so GIoU 0
+    assert "giou_loss" not in plain and parts["giou_loss"].item() == pytest.approx(1.0, abs=1e-3)
+    assert parts["loss"].item() == pytest.approx(plain["loss"].item() + parts["giou_loss"].item(), rel=1e-5)
+    split = SimpleNamespace(num_classes=2)
+    task = task_from_split("detect", split, {"box_loss": "giou", "size_region": "gaussian"})
+    assert task.config() == {"size_region": "gaussian", "box_loss": "giou"}
+    rebuilt = build_task("detect", 2, task.config())
+    assert (rebuilt.box_loss, rebuilt.size_region) == ("giou", "gaussian")
+    with pytest.raises(CenterNetError, match="box_loss='iou' is out of range; expected 'l1' or 'giou'"):
+        task_from_split("detect", split, {"box_loss": "iou"})
+    with pytest.raises(ValueError, match="box_loss='iou'"):
+        DetectionTask(2, box_loss="iou")

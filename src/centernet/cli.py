@@ -68,6 +68,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size-region", choices=("centre", "gaussian"), default=None,
                    help="detect: learn the box size at each centre (default, the paper) or at every pixel of its "
                         "heatmap Gaussian, weighted by it (TTFNet)")
+    p.add_argument("--box-loss", choices=("l1", "giou"), default=None,
+                   help="detect: L1 on size and offset (default, the paper), or those plus 1 - GIoU of the box "
+                        "decoded at each centre")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
@@ -251,9 +254,7 @@ def cmd_train(args) -> int:
         metrics = model.train(resume=True, workers=args.workers, progress=_is_main_process(), **overrides)
         _print_final(metrics, weights.parent)
         return 0
-    options = {} if args.centre is None else {"centre": args.centre}
-    if args.size_region is not None:
-        options["size_region"] = args.size_region
+    options = {name: value for name in ("centre", "size_region", "box_loss") if (value := getattr(args, name)) is not None}
     model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained,
                       device=args.device, task_options=options)
     val_split = None if args.val_split.lower() == "none" else args.val_split

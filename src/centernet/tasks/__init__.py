@@ -8,8 +8,8 @@ A task has ``name``, ``heads()``, ``encoder()``, ``loss()``, ``decode()``, ``fli
 from __future__ import annotations
 
 from ..errors import CenterNetError
-from .detection import BOX_HEADLINE, DetectionLossWeights, DetectionTask
-from .mono3d import KITTI_HEADLINE, Mono3DLossWeights, Mono3DTask
+from .detection import BOX_HEADLINE, DETECTION_OPTIONS, DetectionLossWeights, DetectionTask
+from .mono3d import CENTRE_MODES, KITTI_HEADLINE, Mono3DLossWeights, Mono3DTask
 from .pose import KEYPOINT_HEADLINE, PoseLossWeights, PoseTask
 
 __all__ = [
@@ -18,13 +18,15 @@ __all__ = [
 ]
 
 TASKS = ("detect", "pose", "3d")  # what ``--task`` accepts
+# Settings of a task beyond its data, each with its choices (the original's first).
+TASK_OPTIONS = {"detect": DETECTION_OPTIONS, "3d": {"centre": CENTRE_MODES}}
 
 
 def build_task(name: str, num_classes: int, config: dict | None = None):
     """A task by name, with what a checkpoint stored in ``config`` (see each task's ``config()``)."""
     config = dict(config or {})
     if name in ("detect", "detection"):
-        return DetectionTask(num_classes, size_region=config.get("size_region", "centre"))
+        return DetectionTask(num_classes, **{k: v for k, v in config.items() if k in DETECTION_OPTIONS})
     if name == "pose":
         if "num_joints" not in config:
             raise CenterNetError("a pose task needs num_joints (from the data's keypoints or the checkpoint)")
@@ -41,24 +43,20 @@ def build_task(name: str, num_classes: int, config: dict | None = None):
 def task_from_split(name: str, split, options: dict | None = None):
     """The task ``name`` for training on ``split`` (its classes, and for pose its joints).
 
-    ``options``: task settings beyond the data (3D: ``{"centre": "box" | "projected"}``; detection:
-    ``{"size_region": "centre" | "gaussian"}``).
+    ``options``: task settings beyond the data, from ``TASK_OPTIONS`` (3D: ``{"centre": "box" | "projected"}``;
+    detection: ``{"size_region": "centre" | "gaussian", "box_loss": "l1" | "giou"}``).
     """
     options = dict(options or {})
-    if name in ("detect", "detection"):
-        unknown = sorted(set(options) - {"size_region"})
+    key = {"detection": "detect", "mono3d": "3d"}.get(name, name)
+    if key in TASK_OPTIONS:
+        allowed = TASK_OPTIONS[key]
+        unknown = sorted(set(options) - set(allowed))
         if unknown:
-            raise CenterNetError(f"unknown detect task option(s) {unknown}; expected 'size_region'")
-        if options.get("size_region", "centre") not in ("centre", "gaussian"):
-            raise CenterNetError(f"size_region={options['size_region']!r} is out of range; "
-                                 "expected 'centre' or 'gaussian'")
-        return build_task(name, split.num_classes, options)
-    if name == "3d":
-        unknown = sorted(set(options) - {"centre"})
-        if unknown:
-            raise CenterNetError(f"unknown 3d task option(s) {unknown}; expected 'centre'")
-        if options.get("centre", "box") not in ("box", "projected"):
-            raise CenterNetError(f"centre={options['centre']!r} is out of range; expected 'box' or 'projected'")
+            raise CenterNetError(f"unknown {key} task option(s) {unknown}; expected {', '.join(map(repr, allowed))}")
+        for option, value in options.items():
+            if value not in allowed[option]:
+                raise CenterNetError(f"{option}={value!r} is out of range; expected "
+                                     + " or ".join(map(repr, allowed[option])))
         return build_task(name, split.num_classes, options)
     if options:
         raise CenterNetError(f"task {name!r} takes no options, got {sorted(options)}")

@@ -12,13 +12,15 @@ import torch
 from ..decode import decode_detections, transform_boxes
 from ..engine.tta import merge_flip
 from ..losses import (
-    focal_loss_from_logits, gaussian_weighted_l1_loss, masked_l1_loss, sparse_focal_loss_from_logits,
+    centre_giou_loss, focal_loss_from_logits, gaussian_weighted_l1_loss, masked_l1_loss, sparse_focal_loss_from_logits,
 )
 from ..targets.detection import DetectionTargetEncoder
 from ..targets.sparse import heatmap_entries, object_pixels
 
 # COCO box metrics every task reports (fractions).
 BOX_HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
+# Detection's task options and their choices, the paper's first (see ``DetectionTask``).
+DETECTION_OPTIONS = {"size_region": ("centre", "gaussian"), "box_loss": ("l1", "giou")}
 
 
 @dataclass
@@ -26,6 +28,7 @@ class DetectionLossWeights:
     heatmap: float = 1.0
     size: float = 0.1
     offset: float = 1.0
+    giou: float = 1.0    # only with box_loss="giou"
 
 
 @dataclass
@@ -36,6 +39,9 @@ class DetectionTask:
     ``"gaussian"`` learns it at every pixel of the object's heatmap Gaussian, weighted by the Gaussian and
     normalised per object (TTFNet's regression samples; not in the paper). Decoding is the same either way: the
     size is read at the peak.
+
+    ``box_loss``: ``"l1"``, the paper's L1 on size and offset; ``"giou"`` adds ``giou_loss``, 1 - GIoU of the box
+    decoded at each centre against the true box (not in the paper; see ``centre_giou_loss``).
     """
 
     num_classes: int
@@ -44,6 +50,7 @@ class DetectionTask:
     exact_radius: bool = False
     sparse_targets: bool = True          # encoder gives centres + radii; the loss reads only the covered pixels
     size_region: str = "centre"          # where the size is learnt: "centre" (the paper) or "gaussian" (above)
+    box_loss: str = "l1"                 # "l1" (the paper) or "giou" (L1 plus a GIoU term, above)
     weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
     name: str = "detect"
     needs: tuple[str, ...] = ()          # per-object annotations the encoder takes beyond boxes and labels
@@ -51,18 +58,22 @@ class DetectionTask:
     best_metric: str = "map"              # what picks best.pt
 
     def __post_init__(self) -> None:
-        if self.size_region not in ("centre", "gaussian"):
-            raise ValueError(f"size_region={self.size_region!r}; expected 'centre' or 'gaussian'")
+        for name, value in self.options().items():
+            if value not in DETECTION_OPTIONS[name]:
+                raise ValueError(f"{name}={value!r}; expected one of {DETECTION_OPTIONS[name]}")
         if self.size_region == "gaussian" and not self.sparse_targets:
             raise ValueError("size_region='gaussian' reads the sparse targets' radii; it needs sparse_targets=True")
 
     def heads(self) -> dict[str, int]:
         return {"heatmap": self.num_classes, "size": 2, "offset": 2}
 
+    def options(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in DETECTION_OPTIONS}
+
     def config(self) -> dict:
-        """What a checkpoint must carry, beyond the class list, to rebuild this task (so a resumed run keeps
-        its size region; nothing for the paper's)."""
-        return {} if self.size_region == "centre" else {"size_region": self.size_region}
+        """What a checkpoint must carry, beyond the class list, to rebuild this task: the options that differ
+        from the paper's (so a resumed run keeps them; nothing for the paper's)."""
+        return {name: value for name, value in self.options().items() if value != DETECTION_OPTIONS[name][0]}
 
     def flip_merge(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Merge a model's outputs on ``flip_images(x)`` into outputs for ``x`` (see ``merge_flip``)."""
@@ -101,6 +112,10 @@ class DetectionTask:
             "size_loss": self.weights.size * size,
             "offset_loss": self.weights.offset * offset,
         }
+        if self.box_loss == "giou":
+            parts["giou_loss"] = self.weights.giou * centre_giou_loss(
+                outputs["size"], outputs["offset"], targets["index"], targets["mask"], targets["size"],
+                targets["offset"])
         return {"loss": sum(parts.values()), **parts}
 
     def decode(

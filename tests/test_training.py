@@ -69,23 +69,32 @@ def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch,
 
     monkeypatch.setattr(Trainer, "_train_step", spy)
     out = tmp_path / "run"
-    # 16 images, batch 4: 4 steps an epoch, 12 in all; epoch 2 starts at 4/12 of training, epoch 3 at 8/12.
+    # 16 images, batch 4: 4 steps an epoch, 12 in all. Step 6 is at 6/12 of training: from then on the batches
+    # drawn are at 64 px, which with no workers (nothing drawn ahead) is from the next step, in mid-epoch.
     CenterNet("resnet18", num_classes=4).train(
         data="shapes", shapes_config=TINY_SHAPES, out=out, val_split=None, epochs=3, batch_size=4, input_size=64,
         start_input_size=32, resize_at=0.5, workers=0, progress=False,
     )
-    assert sides == [(32, 32)] * 8 + [(64, 64)] * 4
-    assert "training input 32 -> 64" in capsys.readouterr().out
-    with open(out / "results.csv", newline="") as f:
-        assert [row["input_size"] for row in csv.DictReader(f)] == ["32", "32", "64"]
+    assert sides == [(32, 32)] * 7 + [(64, 64)] * 5
+    assert "epoch 2, step 6: training input 32 -> 64" in capsys.readouterr().out
+    with open(out / "results.csv", newline="") as f:  # the size at each epoch's end
+        assert [row["input_size"] for row in csv.DictReader(f)] == ["32", "64", "64"]
     checkpoint = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert checkpoint["input_size"] == 64  # what val and predict default to: the final size
 
-    # One epoch never reaches resize_at: said in one line, not left for the user to find in the metrics.
+    # A run that never reaches resize_at: said in one line, not left for the user to find in the metrics.
     sides.clear()
     CenterNet("resnet18", num_classes=4).train(
         data="shapes", shapes_config=TINY_SHAPES, out=tmp_path / "short", val_split=None, epochs=1, batch_size=4,
-        input_size=64, start_input_size=32, workers=0, progress=False,
+        input_size=64, start_input_size=32, resize_at=0.9, workers=0, progress=False,
     )
-    assert sides == [(32, 32)] * 4
-    assert "training ended before resize_at=0.5: every epoch was at 32 px" in capsys.readouterr().out
+    assert sides == [(32, 32)] * 4  # its last step starts at 3/4 of training
+    assert "training ended before resize_at=0.9: every step was at 32 px" in capsys.readouterr().out
+
+    # With workers, the sizes reach the steps a few batches late, but they do.
+    sides.clear()
+    CenterNet("resnet18", num_classes=4).train(
+        data="shapes", shapes_config=TINY_SHAPES, out=tmp_path / "workers", val_split=None, epochs=3, batch_size=4,
+        input_size=64, start_input_size=32, resize_at=0.25, workers=2, progress=False,
+    )
+    assert sides[0] == (32, 32) and sides[-1] == (64, 64) and sorted(sides) == sides

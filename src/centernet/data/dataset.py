@@ -1,7 +1,8 @@
 """The training Dataset: read an image, warp it (random affine + flip), colour-jitter it, encode its targets.
 
 Item: image (3, S, S) float32 normalised; targets of the task; image_id. (Evaluation and
-prediction pre-process whole batches in :mod:`centernet.engine.inference`.)
+prediction pre-process whole batches in :mod:`centernet.engine.inference`.) :class:`SizedBatches` lets
+training change S between batches.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from ..errors import CenterNetError
 from ..models.centernet import OUTPUT_STRIDE  # the model's stride is the one targets are drawn at
@@ -94,15 +95,17 @@ class DetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split.samples)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Sample ``index`` at ``input_size``, or ``(index, side)`` at a square ``side`` (see :class:`SizedBatches`)."""
+        index, side = index if isinstance(index, tuple) else (index, None)
         sample: DetectionSample = self.split.samples[index]
         image = self.cache[index] if self.cache is not None else read_image_rgb(sample.image_path)
-        return self._train_item(sample, image, index)
+        return self._train_item(sample, image, index, side)
 
-    def _train_item(self, sample: DetectionSample, image: np.ndarray, index: int) -> dict:
+    def _train_item(self, sample: DetectionSample, image: np.ndarray, index: int, side: int | None = None) -> dict:
         """Random warp + flip, colour jitter, targets encoded on the output map."""
         h, w = image.shape[:2]
-        in_w, in_h = self.input_size, self.input_height or self.input_size
+        in_w, in_h = (side, side) if side else (self.input_size, self.input_height or self.input_size)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         to_input = random_affine(w, h, (in_w, in_h), self.augment, rng)
         image = warp_image(image, to_input, (in_w, in_h))
@@ -159,3 +162,19 @@ class DetectionDataset(Dataset):
         centres = projected_centres(objects3d, sample.calib).astype(np.float64)  # (N, 2) original pixels
         centres = centres @ to_output[:, :2].T + to_output[:, 2]
         return {"objects3d": objects3d, "centres": centres.astype(np.float32)}
+
+
+class SizedBatches(BatchSampler):
+    """Batches of ``(index, side)`` pairs for :class:`DetectionDataset`: every image of a batch is warped to the
+    square ``side`` read when the batch is drawn, so training can change it between any two batches (progressive
+    resizing). A DataLoader draws a few batches ahead (``workers x prefetch_factor``), so a change reaches the
+    steps that many batches later. ``side`` None: the dataset's own input size.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, side: int | None = None) -> None:
+        super().__init__(sampler, batch_size, drop_last=True)
+        self.side = side
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield [(index, self.side) for index in batch]

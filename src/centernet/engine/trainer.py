@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..config import TrainConfig
 from ..errors import CenterNetError
-from ..data.dataset import DetectionDataset, Normalize
+from ..data.dataset import DetectionDataset, Normalize, SizedBatches
 from ..data.samples import DatasetSplit
 from ..data.transforms import AugmentConfig
 from ..eval.coco import format_per_class_table, metrics_to_jsonable
@@ -151,7 +151,7 @@ class Trainer:
                 f"flip={cfg.flip} is out of range for 3D training; expected 0 (a mirrored image needs a mirrored camera)"
             )
         self.dataset = DetectionDataset(
-            train_split, cfg.start_input_size or cfg.input_size, encoder=task.encoder(), normalize=self.normalize,
+            train_split, cfg.input_size, encoder=task.encoder(), normalize=self.normalize,
             seed=cfg.seed, needs=task.needs, flip_perm=getattr(task, "flip_perm", None),
             input_height=cfg.input_height or None,
             augment=AugmentConfig(
@@ -196,11 +196,11 @@ class Trainer:
         # One shuffle per epoch, a function of (seed, epoch); process r of N takes its images r, r + N, ...
         # so the N per-process batches of a step together are the single-process batch of that step.
         sampler = DistributedSampler(self.dataset, world, self.dist.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        # The batches carry their input side, which progressive resizing changes between steps.
+        batches = SizedBatches(sampler, min(cfg.batch_size // world, len(self.dataset) // world))
         loader = DataLoader(
             self.dataset,
-            batch_size=min(cfg.batch_size // world, len(self.dataset) // world),
-            sampler=sampler,
-            drop_last=True,
+            batch_sampler=batches,
             num_workers=cfg.workers,
             generator=self.generator,  # seeds the workers
         )
@@ -230,10 +230,7 @@ class Trainer:
                         module.eval()
             self.dataset.set_epoch(epoch)
             sampler.set_epoch(epoch)
-            size = train_input_size(self._progress(step, total_steps, start), cfg)
-            if size != self.dataset.input_size:  # progressive resizing: the loader's workers start with the new size
-                self._say(f"epoch {epoch}: training input {self.dataset.input_size} -> {size}")
-                self.dataset.input_size = size
+            self._resize(batches, self._progress(step, total_steps, start), epoch, step)
             sums: dict[str, float] = {}
             count = 0
             bar = progress_bar(
@@ -247,6 +244,7 @@ class Trainer:
                     break
                 for group in self.optimizer.param_groups:
                     group["lr"] = base_lr * lr_factor(progress, step, cfg)
+                self._resize(batches, progress, epoch, step)  # for the batches drawn from now on
                 losses = self._train_step(batch)
                 step += 1
                 if losses is None:
@@ -266,7 +264,7 @@ class Trainer:
             bar.close()
             row = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - start}
             if cfg.start_input_size:
-                row["input_size"] = self.dataset.input_size
+                row["input_size"] = batches.side  # at the epoch's end
             row.update({k: v / max(count, 1) for k, v in sums.items()})
             last = epoch == cfg.epochs or out_of_time
             self.step, self.elapsed = step, time.perf_counter() - start
@@ -286,15 +284,24 @@ class Trainer:
                 break
         if skipped:
             self._say(f"skipped {skipped} steps with a non-finite loss")
-        if self.dataset.input_size != cfg.input_size:
-            self._say(f"training ended before resize_at={cfg.resize_at:g}: every epoch was at "
-                      f"{self.dataset.input_size} px, validation at {cfg.input_size} (more epochs or an earlier resize_at)")
+        if cfg.start_input_size and batches.side != cfg.input_size:
+            self._say(f"training ended before resize_at={cfg.resize_at:g}: every step was at "
+                      f"{batches.side} px, validation at {cfg.input_size} (more epochs or an earlier resize_at)")
         self.metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         self.metrics["steps"] = step
         if self.dist.is_main:
             plot_training_curves(self.out_dir / "results.csv", self.out_dir / "results.png")
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics_to_jsonable(self.metrics), indent=2))
         return self.metrics
+
+    def _resize(self, batches: SizedBatches, progress: float, epoch: int, step: int) -> None:
+        """Progressive resizing: the input side of the batches drawn from now on, said once when it changes."""
+        if not self.cfg.start_input_size:
+            return  # the dataset's own input size (which may be rectangular)
+        side = train_input_size(progress, self.cfg)
+        if batches.side is not None and side != batches.side:
+            self._say(f"epoch {epoch}, step {step}: training input {batches.side} -> {side}")
+        batches.side = side
 
     def _progress(self, step: int, total_steps: int, start: float) -> float:
         """How far training is, in [0, 1+): by steps, or by the clock when that is further (time_limit)."""

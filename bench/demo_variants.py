@@ -13,7 +13,7 @@ variants are changes that are not settings of the package, patched in for the ru
 - ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
-- ``size_region=gaussian``, ``box_loss=giou``: detection task options (``DETECTION_OPTIONS``).
+- ``regress_at=gaussian``, ``box_loss=giou``: detection task options (``DETECTION_OPTIONS``).
 
 Run them one at a time on an idle machine: the clock decides the step count.
 """

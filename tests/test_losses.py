@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
-from centernet.losses import focal_loss_from_logits, gather_at_index, gaussian_weighted_l1_loss, masked_l1_loss
+from centernet.losses import (
+    focal_loss_from_logits, gather_at_index, masked_l1_loss, owned_pixels, weighted_l1_loss,
+)
 from centernet.targets.sparse import object_pixels
 
 
@@ -80,20 +82,24 @@ def test_gather_and_masked_l1():
     assert masked_l1_loss(pred, index, mask, target).item() == pytest.approx(4 / 6, rel=1e-4)
 
 
-def _pixels(index, mask, radius, size=(3, 4)):
-    return object_pixels(torch.tensor(index), torch.tensor(mask), torch.tensor(radius), size)
+def region_l1(pred, index, mask, radius, target, size=(3, 4)):
+    """weighted_l1_loss at owned_pixels of the objects' Gaussians, with each object's (B, M, D) target."""
+    index, mask = torch.tensor(index), torch.tensor(mask)
+    pixels = object_pixels(index, mask, torch.tensor(radius), size)
+    samples = owned_pixels(pixels, tuple(mask.shape), size)
+    b, m = samples[:2]
+    return weighted_l1_loss(pred, samples, target[b, m], mask.sum())
 
 
-def test_gaussian_weighted_l1_with_radius_zero_is_the_centre_l1():
+def test_region_l1_with_radius_zero_is_the_centre_l1():
     pred = torch.randn(2, 2, 3, 4)
     index, mask = [[0, 5], [11, 0]], [[1.0, 1.0], [1.0, 0.0]]
     target = torch.randn(2, 2, 2) * 3
-    pixels = _pixels(index, mask, [[0, 0], [0, 0]])
     want = masked_l1_loss(pred, torch.tensor(index), torch.tensor(mask), target)
-    assert gaussian_weighted_l1_loss(pred, pixels, torch.tensor(mask), target).item() == pytest.approx(want.item())
+    assert region_l1(pred, index, mask, [[0, 0], [0, 0]], target).item() == pytest.approx(want.item())
 
 
-def test_gaussian_weighted_l1_hand_computed():
+def test_region_l1_hand_computed():
     # One object at (x=1, y=1) of radius 1: sigma = 3 / 6, so the 3x3 Gaussian is 1 at the centre, e^-2 at the
     # four edge pixels, e^-4 at the four corners. Prediction 5 at the centre and 9 elsewhere, target 4:
     # errors 1 and 5 in each of the 2 coordinates.
@@ -103,57 +109,74 @@ def test_gaussian_weighted_l1_hand_computed():
     edge, corner = math.exp(-2), math.exp(-4)
     total = 1 + 4 * edge + 4 * corner
     want = (1 * 1 + 5 * (4 * edge + 4 * corner)) / total   # the same in both coordinates; averaged over them
-    got = gaussian_weighted_l1_loss(pred, _pixels([[5]], [[1.0]], [[1]]), torch.tensor([[1.0]]), target)
+    got = region_l1(pred, [[5]], [[1.0]], [[1]], target)
     assert got.item() == pytest.approx(want, rel=1e-4)  # the denominator has 1e-4 added, as masked_l1_loss
     # A prediction that is right at every pixel of the Gaussian costs nothing.
-    exact = torch.full((1, 2, 3, 4), 4.0)
-    assert gaussian_weighted_l1_loss(exact, _pixels([[5]], [[1.0]], [[1]]), torch.tensor([[1.0]]), target) == 0
+    assert region_l1(torch.full((1, 2, 3, 4), 4.0), [[5]], [[1.0]], [[1]], target) == 0
 
 
-def test_gaussian_weighted_l1_gives_a_shared_pixel_to_the_nearer_centre():
+def test_region_l1_gives_a_shared_pixel_to_the_nearer_centre():
     # Objects at x=1 (radius 1) and x=2 (radius 0) on row 1: pixel (1, 2) is on the first one's Gaussian (e^-2)
     # and is the second one's centre (1), so it belongs to the second only; the first keeps 8 pixels.
     pred = torch.zeros(1, 2, 3, 4)
     target = torch.tensor([[[1.0, 1.0], [10.0, 10.0]]])
-    got = gaussian_weighted_l1_loss(pred, _pixels([[5, 6]], [[1.0, 1.0]], [[1, 0]]), torch.tensor([[1.0, 1.0]]),
-                                    target)
     # each object's weights sum to 1 over its own pixels, where the error is its own target: (1 + 10) / 2
-    assert got.item() == pytest.approx(5.5, rel=1e-4)
+    assert region_l1(pred, [[5, 6]], [[1.0, 1.0]], [[1, 0]], target).item() == pytest.approx(5.5, rel=1e-4)
     pred[0, :, 1, 2] = 10.0   # the second object's centre is now right; the first object's pixels are not there
-    got = gaussian_weighted_l1_loss(pred, _pixels([[5, 6]], [[1.0, 1.0]], [[1, 0]]), torch.tensor([[1.0, 1.0]]),
-                                    target)
-    assert got.item() == pytest.approx(0.5, rel=1e-4)
+    assert region_l1(pred, [[5, 6]], [[1.0, 1.0]], [[1, 0]], target).item() == pytest.approx(0.5, rel=1e-4)
 
 
-def test_detection_task_size_region_reaches_the_pixels_around_each_centre():
-    """The task's "gaussian" size region trains the size map around the centre too; the paper's only at it."""
+def test_regress_at_gaussian_trains_boxes_that_decode_right_one_pixel_off_the_peak():
+    """With regress_at="gaussian", maps that give the true box from every pixel of the Gaussian cost nothing,
+    and a peak a pixel off decodes the true box; the paper's centre-only loss trains the centre pixel alone."""
     import numpy as np
+
+    from centernet.decode import decode_detections
+    from centernet.tasks import DetectionTask
+
+    box = np.array([[4.0, 6.0, 36.0, 27.0]])                     # output pixels: centre (20, 16.5), radius 7
+    targets = {k: torch.as_tensor(v)[None] for k, v in DetectionTask(2).encoder()(box, np.array([1]), (48, 48)).items()}
+    ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    ideal = {"size": torch.tensor([32.0, 21.0]).view(1, 2, 1, 1).expand(1, 2, 48, 48).clone(),
+             "offset": torch.stack([20.0 - xs, 16.5 - ys])[None]}   # true centre minus each pixel
+    parts = DetectionTask(2, regress_at="gaussian").loss({"heatmap": torch.zeros(1, 2, 48, 48), **ideal}, targets)
+    assert parts["size_loss"].item() == pytest.approx(0, abs=1e-6) and parts["offset_loss"].item() == pytest.approx(0, abs=1e-6)
+    heatmap = torch.full((1, 2, 48, 48), -9.0)
+    heatmap[0, 1, 17, 21] = 9.0                                   # the peak one pixel right of and below the centre (16, 20)
+    boxes = decode_detections({"heatmap": heatmap, **ideal}, k=1)["boxes"][0, 0]
+    assert torch.allclose(boxes, torch.tensor([4.0, 6.0, 36.0, 27.0]))
+
+    grads = {}
+    for where in ("centre", "gaussian"):
+        size = torch.zeros(1, 2, 48, 48, requires_grad=True)
+        offset = torch.zeros(1, 2, 48, 48, requires_grad=True)
+        parts = DetectionTask(2, regress_at=where).loss({"heatmap": torch.zeros(1, 2, 48, 48), "size": size,
+                                                         "offset": offset}, targets)
+        (parts["size_loss"] + parts["offset_loss"]).backward()
+        grads[where] = size.grad[0, 0].abs(), offset.grad[0, 0]
+    assert torch.count_nonzero(grads["centre"][0]) == 1 and grads["centre"][0][16, 20] > 0
+    size_grad, offset_grad = grads["gaussian"]
+    assert size_grad[16, 21] > 0 and size_grad[16, 20] > size_grad[16, 21] and size_grad[16, 30] == 0  # radius 7
+    # the x offset is pulled up left of the centre (target > 0) and down right of it (target < 0)
+    assert offset_grad[16, 18] < 0 < offset_grad[16, 22]
+
+
+def test_detection_task_options():
     from types import SimpleNamespace
 
     from centernet.errors import CenterNetError
     from centernet.tasks import DetectionTask, build_task, task_from_split
 
-    boxes, labels = np.array([[4.0, 4.0, 36.0, 28.0]]), np.array([1])        # centre (20, 16), radius 7
-    targets = {k: torch.as_tensor(v)[None] for k, v in DetectionTask(2).encoder()(boxes, labels, (48, 48)).items()}
-    grads = {}
-    for region in ("centre", "gaussian"):
-        size = torch.zeros(1, 2, 48, 48, requires_grad=True)
-        outputs = {"heatmap": torch.zeros(1, 2, 48, 48), "size": size, "offset": torch.zeros(1, 2, 48, 48)}
-        DetectionTask(2, size_region=region).loss(outputs, targets)["size_loss"].backward()
-        grads[region] = size.grad[0, 0].abs()
-    assert torch.count_nonzero(grads["centre"]) == 1 and grads["centre"][16, 20] > 0
-    assert grads["gaussian"][16, 21] > 0 and grads["gaussian"][16, 20] > grads["gaussian"][16, 21]
-    assert grads["gaussian"][16, 30] == 0                                      # beyond the radius
     split = SimpleNamespace(num_classes=2)
-    task = task_from_split("detect", split, {"size_region": "gaussian"})
-    assert task.size_region == "gaussian" and build_task("detect", 2, task.config()).size_region == "gaussian"
+    task = task_from_split("detect", split, {"regress_at": "gaussian"})
+    assert task.regress_at == "gaussian" and build_task("detect", 2, task.config()).regress_at == "gaussian"
     assert DetectionTask(2).config() == {}
-    with pytest.raises(CenterNetError, match="size_region='box' is out of range"):
-        task_from_split("detect", split, {"size_region": "box"})
+    with pytest.raises(CenterNetError, match="regress_at='box' is out of range"):
+        task_from_split("detect", split, {"regress_at": "box"})
     with pytest.raises(CenterNetError, match="unknown detect task option"):
         task_from_split("detect", split, {"centre": "box"})
     with pytest.raises(ValueError, match="needs sparse_targets=True"):
-        DetectionTask(2, size_region="gaussian", sparse_targets=False)
+        DetectionTask(2, regress_at="gaussian", sparse_targets=False)
 
 
 def test_paired_giou_hand_computed():
@@ -210,10 +233,10 @@ def test_detection_task_giou_option_adds_a_part_and_round_trips():
     assert "giou_loss" not in plain and parts["giou_loss"].item() == pytest.approx(1.0, abs=1e-3)
     assert parts["loss"].item() == pytest.approx(plain["loss"].item() + parts["giou_loss"].item(), rel=1e-5)
     split = SimpleNamespace(num_classes=2)
-    task = task_from_split("detect", split, {"box_loss": "giou", "size_region": "gaussian"})
-    assert task.config() == {"size_region": "gaussian", "box_loss": "giou"}
+    task = task_from_split("detect", split, {"box_loss": "giou", "regress_at": "gaussian"})
+    assert task.config() == {"regress_at": "gaussian", "box_loss": "giou"}
     rebuilt = build_task("detect", 2, task.config())
-    assert (rebuilt.box_loss, rebuilt.size_region) == ("giou", "gaussian")
+    assert (rebuilt.box_loss, rebuilt.regress_at) == ("giou", "gaussian")
     with pytest.raises(CenterNetError, match="box_loss='iou' is out of range; expected 'l1' or 'giou'"):
         task_from_split("detect", split, {"box_loss": "iou"})
     with pytest.raises(ValueError, match="box_loss='iou'"):

@@ -65,9 +65,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="detect (boxes, default), pose (persons + keypoints from the data's joints), 3d (KITTI boxes)")
     p.add_argument("--centre", choices=("box", "projected"), default=None,
                    help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
-    p.add_argument("--size-region", choices=("centre", "gaussian"), default=None,
-                   help="detect: learn the box size at each centre (default, the paper) or at every pixel of its "
-                        "heatmap Gaussian, weighted by it (TTFNet)")
+    p.add_argument("--regress-at", choices=("centre", "gaussian"), default=None,
+                   help="detect: learn size and offset at each centre (default, the paper) or at every pixel of its "
+                        "heatmap Gaussian, weighted by it (TTFNet), so a peak a pixel off still gives the right box")
     p.add_argument("--box-loss", choices=("l1", "giou"), default=None,
                    help="detect: L1 on size and offset (default, the paper), or those plus 1 - GIoU of the box "
                         "decoded at each centre")
@@ -254,7 +254,7 @@ def cmd_train(args) -> int:
         metrics = model.train(resume=True, workers=args.workers, progress=_is_main_process(), **overrides)
         _print_final(metrics, weights.parent)
         return 0
-    options = {name: value for name in ("centre", "size_region", "box_loss") if (value := getattr(args, name)) is not None}
+    options = {name: value for name in ("centre", "regress_at", "box_loss") if (value := getattr(args, name)) is not None}
     model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained,
                       device=args.device, task_options=options)
     val_split = None if args.val_split.lower() == "none" else args.val_split

@@ -89,31 +89,41 @@ def masked_l1_loss(
     return (torch.abs(pred - target.float()) * m).sum() / (m.sum() + 1e-4)
 
 
-def gaussian_weighted_l1_loss(
-    prediction: torch.Tensor,  # (B, D, h, w) regression map
+def owned_pixels(
     pixels: tuple[torch.Tensor, ...],  # (T,) batch, slot, y, x, Gaussian value: ``targets.sparse.object_pixels``
-    mask: torch.Tensor,        # (B, M) 1 for real objects
-    target: torch.Tensor,      # (B, M, D) one value per object, the same at each of its pixels
-) -> torch.Tensor:
-    """L1 at every pixel of each object's Gaussian, weighted by the Gaussian (TTFNet's regression samples).
+    slots: tuple[int, int],            # (B, M)
+    output_size: tuple[int, int],      # (h, w)
+) -> tuple[torch.Tensor, ...]:
+    """Each object's Gaussian pixels as regression samples (TTFNet's): (T',) batch, slot, y, x and weight.
 
     A pixel that several Gaussians cover belongs to the object whose Gaussian is highest there (so each object
-    keeps its centre, where its value is 1). Each object's weights sum to 1, so the loss is an average over
-    objects and the D coordinates, as :func:`masked_l1_loss` is; an object of radius 0 has its centre alone, and
-    then the two are the same.
+    keeps its centre, where its value is 1); pixels of value 0 are dropped. An object's weights are its Gaussian
+    values divided by their sum, so they sum to 1; an object of radius 0 has its centre alone, of weight 1.
     """
-    batch, dims, out_h, out_w = prediction.shape
+    (batch, num_slots), (out_h, out_w) = slots, output_size
     b, m, y, x, value = pixels
-    pixel = (b * out_h + y) * out_w + x                                                  # (T,) into (B*h*w)
-    highest = value.new_zeros(batch * out_h * out_w).scatter_reduce_(0, pixel, value, "amax")
-    own = (value >= highest[pixel]) & (value > 0)
-    b, m, pixel, value = b[own], m[own], pixel[own], value[own]                          # (T',) each
-    obj = b * mask.shape[1] + m                                                           # (T',) into (B*M)
-    total = value.new_zeros(mask.numel()).index_add_(0, obj, value)                      # (B*M,) per object
-    weight = value / total[obj]                                                           # (T',)
-    pred = prediction.float().permute(0, 2, 3, 1).reshape(-1, dims)[pixel]               # (T', D)
-    error = torch.abs(pred - target.float()[b, m]).sum(1) * weight                        # (T',)
-    return error.sum() / (mask.float().sum() * dims + 1e-4)
+    flat = (b * out_h + y) * out_w + x                                                 # (T,) into (B*h*w)
+    highest = value.new_zeros(batch * out_h * out_w).scatter_reduce_(0, flat, value, "amax")
+    own = (value >= highest[flat]) & (value > 0)
+    b, m, y, x, value = b[own], m[own], y[own], x[own], value[own]                   # (T',) each
+    obj = b * num_slots + m                                                            # (T',) into (B*M)
+    total = value.new_zeros(batch * num_slots).index_add_(0, obj, value)
+    return b, m, y, x, value / total[obj]
+
+
+def weighted_l1_loss(
+    prediction: torch.Tensor,        # (B, D, h, w) regression map
+    samples: tuple[torch.Tensor, ...],  # (T',) batch, slot, y, x, weight: :func:`owned_pixels`
+    target: torch.Tensor,            # (T', D) the target at each sample
+    num_objects: torch.Tensor,       # () objects in the batch
+) -> torch.Tensor:
+    """Weighted L1 at the samples, divided by objects x D: with each object's weights summing to 1, an average
+    over objects and coordinates as :func:`masked_l1_loss` is (the same, when every object has its centre alone).
+    """
+    b, _, y, x, weight = samples
+    pred = prediction.float()[b, :, y, x]                                                # (T', D)
+    error = torch.abs(pred - target.float()).sum(1) * weight                             # (T',)
+    return error.sum() / (num_objects * prediction.shape[1] + 1e-4)
 
 
 def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ def task_from_split(name: str, split, options: dict | None = None):
     """The task ``name`` for training on ``split`` (its classes, and for pose its joints).
 
     ``options``: task settings beyond the data, from ``TASK_OPTIONS`` (3D: ``{"centre": "box" | "projected"}``;
-    detection: ``{"size_region": "centre" | "gaussian", "box_loss": "l1" | "giou"}``).
+    detection: ``{"regress_at": "centre" | "gaussian", "box_loss": "l1" | "giou"}``).
     """
     options = dict(options or {})
     key = {"detection": "detect", "mono3d": "3d"}.get(name, name)

@@ -12,7 +12,8 @@ import torch
 from ..decode import decode_detections, transform_boxes
 from ..engine.tta import merge_flip
 from ..losses import (
-    centre_giou_loss, focal_loss_from_logits, gaussian_weighted_l1_loss, masked_l1_loss, sparse_focal_loss_from_logits,
+    centre_giou_loss, focal_loss_from_logits, masked_l1_loss, owned_pixels, sparse_focal_loss_from_logits,
+    weighted_l1_loss,
 )
 from ..targets.detection import DetectionTargetEncoder
 from ..targets.sparse import heatmap_entries, object_pixels
@@ -20,7 +21,7 @@ from ..targets.sparse import heatmap_entries, object_pixels
 # COCO box metrics every task reports (fractions).
 BOX_HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
 # Detection's task options and their choices, the paper's first (see ``DetectionTask``).
-DETECTION_OPTIONS = {"size_region": ("centre", "gaussian"), "box_loss": ("l1", "giou")}
+DETECTION_OPTIONS = {"regress_at": ("centre", "gaussian"), "box_loss": ("l1", "giou")}
 
 
 @dataclass
@@ -35,10 +36,11 @@ class DetectionLossWeights:
 class DetectionTask:
     """Everything detection-specific, so the model and trainer stay generic.
 
-    ``size_region``: the paper learns the box size at each object's centre pixel alone (``"centre"``);
-    ``"gaussian"`` learns it at every pixel of the object's heatmap Gaussian, weighted by the Gaussian and
-    normalised per object (TTFNet's regression samples; not in the paper). Decoding is the same either way: the
-    size is read at the peak.
+    ``regress_at``: the paper learns the size and offset at each object's centre pixel alone (``"centre"``), so
+    a peak one pixel off reads an offset never trained there and gives a box a pixel (a stride) off.
+    ``"gaussian"`` learns both at every pixel of the object's heatmap Gaussian, weighted by it and normalised
+    per object (TTFNet's regression samples; not in the paper), the offset at a pixel being the true centre
+    minus that pixel. Decoding is the same either way: the box is read at the peak, wherever it is.
 
     ``box_loss``: ``"l1"``, the paper's L1 on size and offset; ``"giou"`` adds ``giou_loss``, 1 - GIoU of the box
     decoded at each centre against the true box (not in the paper; see ``centre_giou_loss``).
@@ -49,7 +51,7 @@ class DetectionTask:
     min_overlap: float = 0.7
     exact_radius: bool = False
     sparse_targets: bool = True          # encoder gives centres + radii; the loss reads only the covered pixels
-    size_region: str = "centre"          # where the size is learnt: "centre" (the paper) or "gaussian" (above)
+    regress_at: str = "centre"           # where size and offset are learnt: "centre" (the paper), "gaussian"
     box_loss: str = "l1"                 # "l1" (the paper) or "giou" (L1 plus a GIoU term, above)
     weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
     name: str = "detect"
@@ -61,8 +63,8 @@ class DetectionTask:
         for name, value in self.options().items():
             if value not in DETECTION_OPTIONS[name]:
                 raise ValueError(f"{name}={value!r}; expected one of {DETECTION_OPTIONS[name]}")
-        if self.size_region == "gaussian" and not self.sparse_targets:
-            raise ValueError("size_region='gaussian' reads the sparse targets' radii; it needs sparse_targets=True")
+        if self.regress_at == "gaussian" and not self.sparse_targets:
+            raise ValueError("regress_at='gaussian' reads the sparse targets' radii; it needs sparse_targets=True")
 
     def heads(self) -> dict[str, int]:
         return {"heatmap": self.num_classes, "size": 2, "offset": 2}
@@ -100,13 +102,11 @@ class DetectionTask:
             per_stack = [self.loss(stack, targets) for stack in outputs]
             return {name: sum(p[name] for p in per_stack) / len(per_stack) for name in per_stack[0]}
         heatmap = heatmap_loss(outputs["heatmap"], targets)
-        if self.size_region == "gaussian":
-            pixels = object_pixels(targets["index"], targets["mask"], targets["peak_radius"],
-                                   tuple(outputs["size"].shape[2:]))
-            size = gaussian_weighted_l1_loss(outputs["size"], pixels, targets["mask"], targets["size"])
+        if self.regress_at == "gaussian":
+            size, offset = region_l1_losses(outputs, targets)
         else:
             size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
-        offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
+            offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
         parts = {
             "heatmap_loss": self.weights.heatmap * heatmap,
             "size_loss": self.weights.size * size,
@@ -134,3 +134,24 @@ def heatmap_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor]) -> torc
         return focal_loss_from_logits(logits, targets["heatmap"], targets.get("ignore"))
     keys, values, ignore = heatmap_entries(targets, logits.shape[1], tuple(logits.shape[2:]))
     return sparse_focal_loss_from_logits(logits, keys, values, ignore)
+
+
+def region_l1_losses(
+    outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L1 of size and offset at every pixel of each object's Gaussian (``regress_at="gaussian"``), weighted by it.
+
+    The size target is the object's at each of its pixels; the offset target at pixel p is the true centre
+    minus p (the usual sub-pixel offset at the integer centre), so the box decoded at any of them is the object's.
+    """
+    size_map = outputs["size"]                                                     # (B, 2, h, w)
+    (batch, _, out_h, out_w), mask = size_map.shape, targets["mask"]
+    pixels = object_pixels(targets["index"], mask, targets["peak_radius"], (out_h, out_w))
+    samples = owned_pixels(pixels, tuple(mask.shape), (out_h, out_w))
+    b, m, y, x, _ = samples                                                         # (T',) each
+    centre = targets["index"][b, m]                                                 # (T',) integer centre y * w + x
+    to_centre = torch.stack([centre % out_w - x, centre // out_w - y], 1)           # (T', 2)
+    num_objects = mask.float().sum()
+    size = weighted_l1_loss(size_map, samples, targets["size"][b, m], num_objects)
+    offset = weighted_l1_loss(outputs["offset"], samples, targets["offset"][b, m] + to_centre, num_objects)
+    return size, offset

@@ -74,7 +74,9 @@ def test_cli_val_and_predict(trained_run, tmp_path, capsys):
     metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
     assert 0 <= metrics["map"] <= 1 and "map50" in metrics and "map75" in metrics
     assert 0 <= metrics["map50_voc07"] <= 1 and set(metrics["per_class_voc07"]) == set(dataset.class_names)
-    assert "VOC07 11-point mAP@0.5" in capsys.readouterr().out
+    assert np.mean(list(metrics["ap_by_iou"].values())) == pytest.approx(metrics["map"], abs=1e-9)
+    printed = capsys.readouterr().out
+    assert "VOC07 11-point mAP@0.5" in printed and f".95 {metrics['ap_by_iou']['0.95']:.3f}" in printed
     images = str(dataset.samples[0].image_path.parent)
     assert main(["predict", images, "--weights", weights, "--out", str(tmp_path / "pred"), "--heatmap"]) == 0
     drawn = sorted(p.name for p in (tmp_path / "pred").glob("*.jpg"))

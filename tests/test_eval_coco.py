@@ -193,3 +193,19 @@ def test_round_trip_predictions_to_metrics() -> None:
         image_ids.append(image["id"])
     dets = coco_results_from_predictions(predictions, image_ids, cat_ids)
     assert evaluate_coco_boxes(gt, dets)["map"] == pytest.approx(1.0)
+
+
+def test_ap_by_iou_thresholds() -> None:
+    """AP at each IoU threshold: 1 everywhere for the ground truth itself; for boxes widened to IoU 0.83 with
+    their true box, 1 up to 0.80 and 0 from 0.85; its mean is map, its 0.50 and 0.75 are map50 and map75."""
+    gt = make_gt()
+    assert all(v == pytest.approx(1.0) for v in evaluate_coco_boxes(gt, gt_as_detections(gt))["ap_by_iou"].values())
+    dets = gt_as_detections(gt)
+    for d in dets:  # the same box, 1.2 times as wide: IoU 1 / 1.2 = 0.83
+        d["bbox"][2] *= 1.2
+    m = evaluate_coco_boxes(gt, dets)
+    assert list(m["ap_by_iou"]) == [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]
+    assert [round(v, 6) for v in m["ap_by_iou"].values()] == [1.0] * 7 + [0.0] * 3
+    assert np.mean(list(m["ap_by_iou"].values())) == pytest.approx(m["map"])
+    assert (m["ap_by_iou"]["0.50"], m["ap_by_iou"]["0.75"]) == (pytest.approx(m["map50"]), pytest.approx(m["map75"]))
+    assert evaluate_coco_boxes(gt, [])["ap_by_iou"]["0.50"] == 0.0

@@ -18,6 +18,7 @@ from centernet.data.shapes import (
     build_shapes,
     dataset_dir,
     render_image,
+    visible_fractions,
 )
 from centernet.errors import CenterNetError
 
@@ -159,6 +160,19 @@ def test_box_matches_drawn_pixels_exactly() -> None:
             assert coverage[y + h - 1, x : x + w].max() > 0.48
             assert coverage[y : y + h, x].max() > 0.48
             assert coverage[y : y + h, x + w - 1].max() > 0.48
+
+
+def test_visible_fractions_follow_the_occlusion_rule() -> None:
+    """One fraction per box, in [0.5, 1] (no object keeps less than half of itself), the last object drawn
+    always whole, and some objects in a set really covered."""
+    cfg = ShapesConfig(image_size=96, mean_objects=6.0, seed=5)
+    fractions = []
+    for index in range(20):
+        _, boxes, _ = render_image(cfg, "val", index)
+        visible = visible_fractions(cfg, "val", index)
+        assert visible.shape == (len(boxes),) and visible[-1] == 1.0
+        fractions.extend(visible.tolist())
+    assert min(fractions) >= 0.5 and max(fractions) == 1.0 and np.mean(np.array(fractions) < 0.9) > 0.05
 
 
 def test_cached(tmp_path: Path) -> None:

@@ -345,7 +345,7 @@ class CenterNet:
         )
         summary = {k: metrics[k] for k in self.task.headline}
         summary |= {"per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
-        summary |= {k: metrics[k] for k in ("map50_voc07", "per_class_voc07") if k in metrics}
+        summary |= {k: metrics[k] for k in ("ap_by_iou", "map50_voc07", "per_class_voc07") if k in metrics}
         if out is not None:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)
@@ -355,7 +355,10 @@ class CenterNet:
 
     @staticmethod
     def format_metrics(metrics: dict) -> str:
-        return validation_line(metrics) + "\n" + format_per_class_table(metrics["per_class"], metrics["per_class50"])
+        by_iou = metrics.get("ap_by_iou")
+        by_iou = "\nAP by IoU  " + "  ".join(f"{t[1:]} {ap:.3f}" for t, ap in by_iou.items()) if by_iou else ""
+        return (validation_line(metrics) + by_iou + "\n"
+                + format_per_class_table(metrics["per_class"], metrics["per_class50"]))
 
     # --------------------------------------------------------------- predict
     @torch.no_grad()

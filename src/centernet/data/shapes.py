@@ -66,6 +66,7 @@ __all__ = [
     "build_shapes",
     "dataset_dir",
     "render_image",
+    "visible_fractions",
 ]
 
 #: Class names; category ids are 1..C in this order.
@@ -360,6 +361,21 @@ def render_image(
     Returns ``(image, boxes, category_ids)``: image (S, S, 3) uint8 RGB, boxes (N, 4)
     float32 ``[x, y, w, h]`` in pixels, category_ids (N,) int64 in 1..C.
     """
+    image, placed = _render(cfg, split, index)
+    boxes = np.array([p.box for p in placed], np.float32).reshape(-1, 4)
+    category_ids = np.array([p.category_id for p in placed], np.int64)
+    return image, boxes, category_ids
+
+
+def visible_fractions(cfg: ShapesConfig, split: str, index: int) -> np.ndarray:
+    """(N,) the share of each object's in-image pixels that no later object covers, in the order of the
+    image's boxes (1 for an unoccluded object; at least 0.5 by the occlusion rule). Renders the image again."""
+    _, placed = _render(cfg, split, index)
+    return np.array([p.visible / p.area for p in placed], np.float64)
+
+
+def _render(cfg: ShapesConfig, split: str, index: int) -> tuple[np.ndarray, list[_Placed]]:
+    """The image of :func:`render_image` and the objects placed in it, in drawing order."""
     if split not in _SPLIT_CODES:
         raise CenterNetError(f"shapes dataset: unknown split {split!r}, expected train or val")
     rng = np.random.default_rng([int(cfg.seed), _SPLIT_CODES[split], index])
@@ -377,9 +393,7 @@ def render_image(
             placed.append(obj)
 
     _add_noise(rng, image)
-    boxes = np.array([p.box for p in placed], np.float32).reshape(-1, 4)
-    category_ids = np.array([p.category_id for p in placed], np.int64)
-    return image, boxes, category_ids
+    return image, placed
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:

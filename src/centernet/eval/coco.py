@@ -166,7 +166,8 @@ def evaluate_coco_boxes(
 
     Returns:
         ``{"map", "map50", "map75", "map_small", "map_medium", "map_large",
-        "mar100", "per_class", "per_class50"}``; all values are fractions in [0, 1].
+        "mar100", "per_class", "per_class50", "ap_by_iou"}`` (``ap_by_iou``: AP at each
+        IoU threshold, keyed "0.50" ... "0.95"); all values are fractions in [0, 1].
         See the module docstring for when a value is ``0.0`` versus NaN.
 
     Raises:
@@ -231,6 +232,10 @@ def evaluate_coco_boxes(
         per_class50[name] = _mean_valid(precision[iou50, :, k, area_all, max_dets])
     metrics["per_class"] = per_class
     metrics["per_class50"] = per_class50
+    # AP at each IoU threshold (all classes and areas): where along .50:.95 a detector's boxes stop fitting
+    # (0.0 where undefined, as map)
+    by_iou = [_mean_valid(precision[i, :, :, area_all, max_dets]) for i in range(len(params.iouThrs))]
+    metrics["ap_by_iou"] = {f"{t:.2f}": 0.0 if math.isnan(ap) else ap for t, ap in zip(params.iouThrs, by_iou)}
     return metrics
 
 

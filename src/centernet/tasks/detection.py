@@ -144,8 +144,8 @@ def region_l1_losses(
     The size target is the object's at each of its pixels; the offset target at pixel p is the true centre
     minus p (the usual sub-pixel offset at the integer centre), so the box decoded at any of them is the object's.
     """
-    size_map = outputs["size"]                                                     # (B, 2, h, w)
-    (batch, _, out_h, out_w), mask = size_map.shape, targets["mask"]
+    size_map, mask = outputs["size"], targets["mask"]                               # (B, 2, h, w), (B, M)
+    out_h, out_w = size_map.shape[2:]
     pixels = object_pixels(targets["index"], mask, targets["peak_radius"], (out_h, out_w))
     samples = owned_pixels(pixels, tuple(mask.shape), (out_h, out_w))
     b, m, y, x, _ = samples                                                         # (T',) each

@@ -3,17 +3,19 @@
     python bench/demo_variants.py NAME MINUTES [setting=value ...] [variant=value ...]
 
 Trains ``resnet18_shortcut`` on the demo's shapes set (built by ``make demo``, or any folder given with
-``--data``) with the demo's settings (``cli.DEMO_DETECT_TRAIN``) for MINUTES, then validates once; the run
+``--data``) with the demo's settings (``cli.DEMO_DETECT_TRAIN`` and ``DEMO_TASK_OPTIONS``) for MINUTES, then
+validates once; the run
 goes to ``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
 ``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``). The
 variants are changes that are not settings of the package, patched in for the run only:
 
-- ``size_weight=W``: the size loss weight (the paper's 0.1);
+- ``size_weight=W``, ``giou_weight=W``, ...: a loss weight (``DetectionLossWeights``; the paper's size 0.1);
 - ``head_bn=1``: BatchNorm after each head's 3x3 conv;
 - ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
-- ``regress_at=gaussian``, ``box_loss=giou``: detection task options (``DETECTION_OPTIONS``).
+- ``regress_at=gaussian``, ``box_loss=l1``: detection task options (``DETECTION_OPTIONS``; the demo's
+  ``box_loss`` is ``giou`` since session 10, so ``box_loss=l1`` gives the earlier rows' recipe).
 
 Run them one at a time on an idle machine: the clock decides the step count.
 """
@@ -30,7 +32,7 @@ import torch.nn as nn
 import centernet.models.centernet as model_module
 import centernet.tasks.detection as detection
 from centernet import CenterNet
-from centernet.cli import DEMO_DETECT_TRAIN, DEMO_SHAPES
+from centernet.cli import DEMO_DETECT_TRAIN, DEMO_SHAPES, DEMO_TASK_OPTIONS
 from centernet.config import TrainConfig
 from centernet.data import default_cache_dir
 from centernet.data.shapes import ShapesConfig, build_shapes
@@ -88,11 +90,13 @@ def main() -> None:
     args = parser.parse_args()
     settings = {**DEMO_DETECT_TRAIN, "time_limit": args.minutes}
     head_conv = None
-    task_options = {}
+    task_options = dict(DEMO_TASK_OPTIONS["detect"])
+    weights = {f.name: f.default for f in fields(detection.DetectionLossWeights)}
     for change in args.changes:
         key, _, value = change.partition("=")
-        if key == "size_weight":
-            detection.DetectionLossWeights.__init__.__defaults__ = (1.0, float(value), 1.0)
+        if key.endswith("_weight") and key.removesuffix("_weight") in weights:
+            weights[key.removesuffix("_weight")] = float(value)
+            detection.DetectionLossWeights.__init__.__defaults__ = tuple(weights.values())
         elif key == "head_bn" and value == "1":
             model_module.Head = NormedHead
         elif key == "shortcut_depth":

@@ -122,6 +122,7 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     assert checkpoint["model_name"] == "resnet18_shortcut"
     assert checkpoint["input_size"] == 96  # --input-size overrides the demo's setting (64 in this test)
     assert checkpoint["train_config"]["start_input_size"] == 32
+    assert checkpoint["task_config"] == {"box_loss": "giou"}  # the demo's own task option
     assert "final: mAP" in capsys.readouterr().out
     assert main(["demo", "--out", str(tmp_path / "bad"), "--input-size", "100"]) == 2
     err = capsys.readouterr().err.strip()

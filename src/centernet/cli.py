@@ -32,6 +32,9 @@ DEMO_TRAIN = dict(
 # instead of 0.65), then at their own size, and validates at 192. In equal 7.5-minute runs: mAP 0.695 against
 # 0.636 at 128 px throughout and 0.507 at 192 (over 30 minutes 0.789, 0.721 and 0.735; BENCHMARKS.md).
 DEMO_DETECT_TRAIN = {**DEMO_TRAIN, "ema": False, "start_input_size": 128}
+# Its boxes are learnt with a GIoU term beside the paper's L1 (DetectionTask(box_loss="giou")): in equal
+# 30-minute runs mAP 0.806 against 0.765 (AP at IoU 0.9: 0.590 against 0.422), level at 7.5 minutes (0.676 both).
+DEMO_TASK_OPTIONS = {"detect": {"box_loss": "giou"}}
 
 
 # The pose and 3D demos: the built-in sets of those tasks, same budget. The 3D set's 640x192 images are trained
@@ -57,20 +60,31 @@ def _scales(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+def _add_task_option_args(p: argparse.ArgumentParser, defaults: str) -> None:
+    """The task options (``tasks.TASK_OPTIONS``) as flags; ``defaults`` says what an absent flag means."""
+    p.add_argument("--centre", choices=("box", "projected"), default=None,
+                   help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
+    p.add_argument("--regress-at", choices=("centre", "gaussian"), default=None,
+                   help="detect: learn size and offset at each centre (the paper) or at every pixel of its heatmap "
+                        "Gaussian, weighted by it (TTFNet), so a peak a pixel off still gives the right box")
+    p.add_argument("--box-loss", choices=("l1", "giou"), default=None,
+                   help="detect: L1 on size and offset (the paper), or those plus 1 - GIoU of the box decoded at "
+                        f"each centre (default: {defaults})")
+
+
+def _task_options(args, defaults: dict | None = None) -> dict:
+    """The task options given on the command line, over ``defaults``."""
+    given = {name: value for name in ("centre", "regress_at", "box_loss") if (value := getattr(args, name)) is not None}
+    return {**(defaults or {}), **given}
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="shapes",
                    help="dataset: a YOLO data.yaml or folder, a VOC folder, a COCO folder or .json, or 'shapes' (built-in)")
     p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
     p.add_argument("--task", choices=TASK_CHOICES, default=None,
                    help="detect (boxes, default), pose (persons + keypoints from the data's joints), 3d (KITTI boxes)")
-    p.add_argument("--centre", choices=("box", "projected"), default=None,
-                   help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
-    p.add_argument("--regress-at", choices=("centre", "gaussian"), default=None,
-                   help="detect: learn size and offset at each centre (default, the paper) or at every pixel of its "
-                        "heatmap Gaussian, weighted by it (TTFNet), so a peak a pixel off still gives the right box")
-    p.add_argument("--box-loss", choices=("l1", "giou"), default=None,
-                   help="detect: L1 on size and offset (default, the paper), or those plus 1 - GIoU of the box "
-                        "decoded at each centre")
+    _add_task_option_args(p, "the paper's")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
@@ -136,8 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=TASK_CHOICES, default="detect",
                    help="detect (shapes), pose (articulated figures, keypoints), 3d (cuboids on a road, KITTI format)")
     p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo_pose, runs/demo_3d)")
-    p.add_argument("--centre", choices=("box", "projected"), default=None,
-                   help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
+    _add_task_option_args(p, "the paper's, but giou for the detect demo")
     p.add_argument("--minutes", type=float, default=DEMO_TRAIN["time_limit"], help="training time budget")
     p.add_argument("--model", default=None,
                    help="architecture (default: resnet18_shortcut for detect, resnet18 for pose and 3d)")
@@ -254,9 +267,8 @@ def cmd_train(args) -> int:
         metrics = model.train(resume=True, workers=args.workers, progress=_is_main_process(), **overrides)
         _print_final(metrics, weights.parent)
         return 0
-    options = {name: value for name in ("centre", "regress_at", "box_loss") if (value := getattr(args, name)) is not None}
     model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained,
-                      device=args.device, task_options=options)
+                      device=args.device, task_options=_task_options(args))
     val_split = None if args.val_split.lower() == "none" else args.val_split
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
                           progress=_is_main_process(), **_train_settings(args))
@@ -364,7 +376,7 @@ def cmd_demo(args) -> int:
     out = Path(args.out or {"detect": "runs/demo", "pose": "runs/demo_pose", "3d": "runs/demo_3d"}[task])
     start = time.perf_counter()
     data, data_config, settings = _demo_setup(task)
-    task_options = {} if args.centre is None else {"centre": args.centre}
+    task_options = _task_options(args, DEMO_TASK_OPTIONS.get(task))
     model = CenterNet(args.model or DEMO_MODEL[task], task=task, task_options=task_options)
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
     if args.input_size is not None:

@@ -139,8 +139,10 @@ def test_regress_at_gaussian_trains_boxes_that_decode_right_one_pixel_off_the_pe
     ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
     ideal = {"size": torch.tensor([32.0, 21.0]).view(1, 2, 1, 1).expand(1, 2, 48, 48).clone(),
              "offset": torch.stack([20.0 - xs, 16.5 - ys])[None]}   # true centre minus each pixel
-    parts = DetectionTask(2, regress_at="gaussian").loss({"heatmap": torch.zeros(1, 2, 48, 48), **ideal}, targets)
-    assert parts["size_loss"].item() == pytest.approx(0, abs=1e-6) and parts["offset_loss"].item() == pytest.approx(0, abs=1e-6)
+    parts = DetectionTask(2, regress_at="gaussian", box_loss="giou").loss(
+        {"heatmap": torch.zeros(1, 2, 48, 48), **ideal}, targets)
+    for name in ("size_loss", "offset_loss", "giou_loss"):
+        assert parts[name].item() == pytest.approx(0, abs=1e-6), name
     heatmap = torch.full((1, 2, 48, 48), -9.0)
     heatmap[0, 1, 17, 21] = 9.0                                   # the peak one pixel right of and below the centre (16, 20)
     boxes = decode_detections({"heatmap": heatmap, **ideal}, k=1)["boxes"][0, 0]
@@ -159,6 +161,13 @@ def test_regress_at_gaussian_trains_boxes_that_decode_right_one_pixel_off_the_pe
     assert size_grad[16, 21] > 0 and size_grad[16, 20] > size_grad[16, 21] and size_grad[16, 30] == 0  # radius 7
     # the x offset is pulled up left of the centre (target > 0) and down right of it (target < 0)
     assert offset_grad[16, 18] < 0 < offset_grad[16, 22]
+    # the GIoU term follows the same samples: at the centre alone, or around it too
+    for where, around in (("centre", False), ("gaussian", True)):
+        size = torch.full((1, 2, 48, 48), 5.0, requires_grad=True)
+        DetectionTask(2, regress_at=where, box_loss="giou").loss(
+            {"heatmap": torch.zeros(1, 2, 48, 48), "size": size, "offset": torch.zeros(1, 2, 48, 48)},
+            targets)["giou_loss"].backward()
+        assert size.grad[0, 0, 16, 20] < 0 and (size.grad[0, 0, 16, 21] < 0) == around
 
 
 def test_detection_task_options():
@@ -191,27 +200,27 @@ def test_paired_giou_hand_computed():
     assert paired_giou(torch.zeros(4), torch.zeros(4)).item() == 0          # empty hull: no NaN
 
 
-def test_centre_giou_loss_is_zero_for_the_true_box_and_grows_with_a_relative_error():
-    from centernet.losses import centre_giou_loss
+def test_giou_loss_at_centres_is_zero_for_the_true_box_and_grows_with_a_relative_error():
+    from centernet.losses import centre_samples, weighted_giou_loss
 
     index, mask = torch.tensor([[5, 0]]), torch.tensor([[1.0, 0.0]])
-    size_t, offset_t = torch.tensor([[[4.0, 2.0], [9.0, 9.0]]]), torch.tensor([[[0.25, 0.5], [0.0, 0.0]]])
+    samples = centre_samples(index, mask, 4)
+    assert [t.tolist() for t in samples] == [[0], [0], [1], [1], [1.0]]      # batch, slot, y, x, weight
+    size_t, offset_t = torch.tensor([[4.0, 2.0]]), torch.tensor([[0.25, 0.5]])
 
-    def maps(wh, off):  # (2,) each, written at flat position 5 of a 3x4 map
+    def loss(wh, off, grad=False):  # (2,) each, written at flat position 5 of a 3x4 map
         size, offset = torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4)
         size[0, :, 1, 1], offset[0, :, 1, 1] = torch.tensor(wh), torch.tensor(off)
-        return size, offset
+        size.requires_grad_(grad)
+        return weighted_giou_loss(size, offset, samples, size_t, offset_t, mask.sum()), size
 
-    assert centre_giou_loss(*maps([4.0, 2.0], [0.25, 0.5]), index, mask, size_t, offset_t).item() == pytest.approx(0)
+    assert loss([4.0, 2.0], [0.25, 0.5])[0].item() == pytest.approx(0, abs=1e-6)
     # width 2 instead of 4, same centre: IoU 1/2, the hull is the true box
-    got = centre_giou_loss(*maps([2.0, 2.0], [0.25, 0.5]), index, mask, size_t, offset_t)
-    assert got.item() == pytest.approx(0.5, rel=1e-3)
+    assert loss([2.0, 2.0], [0.25, 0.5])[0].item() == pytest.approx(0.5, rel=1e-3)
     # the box shifted by 1 in x: overlap 3 of union 10, hull 5 x 2
-    got = centre_giou_loss(*maps([4.0, 2.0], [1.25, 0.5]), index, mask, size_t, offset_t)
-    assert got.item() == pytest.approx(1 - 3 / 5, rel=1e-3)
-    size, offset = maps([2.0, 2.0], [0.25, 0.5])
-    size.requires_grad_(True)
-    centre_giou_loss(size, offset, index, mask, size_t, offset_t).backward()
+    assert loss([4.0, 2.0], [1.25, 0.5])[0].item() == pytest.approx(1 - 3 / 5, rel=1e-3)
+    value, size = loss([2.0, 2.0], [0.25, 0.5], grad=True)
+    value.backward()
     assert size.grad[0, 0, 1, 1] < 0 and torch.count_nonzero(size.grad) <= 2   # widen; only the centre
 
 
@@ -231,6 +240,12 @@ def test_detection_task_giou_option_adds_a_part_and_round_trips():
     parts = DetectionTask(2, box_loss="giou").loss(outputs, targets)
     # a zero-size box at a point inside the true box: IoU 0 and the hull is the true box, so GIoU 0
     assert "giou_loss" not in plain and parts["giou_loss"].item() == pytest.approx(1.0, abs=1e-3)
+    # the L1 terms, read at the centre samples, are the paper's masked L1
+    outputs = {name: torch.randn(1, c, 48, 48) for name, c in (("heatmap", 2), ("size", 2), ("offset", 2))}
+    plain = DetectionTask(2).loss(outputs, targets)
+    parts = DetectionTask(2, box_loss="giou").loss(outputs, targets)
+    for name in ("heatmap_loss", "size_loss", "offset_loss"):
+        assert parts[name].item() == pytest.approx(plain[name].item(), rel=1e-6)
     assert parts["loss"].item() == pytest.approx(plain["loss"].item() + parts["giou_loss"].item(), rel=1e-5)
     split = SimpleNamespace(num_classes=2)
     task = task_from_split("detect", split, {"box_loss": "giou", "regress_at": "gaussian"})

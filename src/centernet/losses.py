@@ -142,23 +142,32 @@ def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(hull > 0, iou - (hull - union) / hull.clamp(min=tiny), torch.zeros_like(inter))
 
 
-def centre_giou_loss(
-    size: torch.Tensor,           # (B, 2, h, w) box width, height map
-    offset: torch.Tensor,         # (B, 2, h, w) sub-pixel centre offset map
-    index: torch.Tensor,          # (B, M) flat integer centres
-    mask: torch.Tensor,           # (B, M) 1 for real objects
-    size_target: torch.Tensor,    # (B, M, 2)
-    offset_target: torch.Tensor,  # (B, M, 2)
+def weighted_giou_loss(
+    size: torch.Tensor,                 # (B, 2, h, w) box width, height map
+    offset: torch.Tensor,               # (B, 2, h, w) offset map: from a pixel to its object's centre
+    samples: tuple[torch.Tensor, ...],  # (T',) batch, slot, y, x, weight: the pixels the boxes are read at
+    size_target: torch.Tensor,          # (T', 2)
+    offset_target: torch.Tensor,        # (T', 2)
+    num_objects: torch.Tensor,          # () objects in the batch
 ) -> torch.Tensor:
-    """1 - GIoU of the box decoded at each object's centre (centre + offset +- size / 2) and its true box,
-    averaged over objects. Not in the paper (TTFNet's and FCOS's box loss): unlike L1 on the size it weighs an
-    error by the object's size, as the IoU thresholds of AP do. The integer centre is common to both boxes and
-    drops out.
+    """Weighted 1 - GIoU of the box decoded at each sample pixel (pixel + offset +- size / 2) and the true box,
+    divided by the number of objects (so, with each object's weights summing to 1, an average over objects).
+
+    Not in the paper (TTFNet's and FCOS's box loss): unlike L1 on the size it weighs an error by the object's
+    size, as the IoU thresholds of AP do. The pixel is common to both boxes and drops out.
     """
-    def boxes(centre: torch.Tensor, wh: torch.Tensor) -> torch.Tensor:  # (B, M, 2) each -> (B, M, 4)
+    def boxes(centre: torch.Tensor, wh: torch.Tensor) -> torch.Tensor:  # (T', 2) each -> (T', 4)
         return torch.cat([centre - wh / 2, centre + wh / 2], -1)
 
-    pred = boxes(gather_at_index(offset.float(), index), gather_at_index(size.float(), index))
+    b, _, y, x, weight = samples
+    pred = boxes(offset.float()[b, :, y, x], size.float()[b, :, y, x])
     true = boxes(offset_target.float(), size_target.float())
-    m = mask.float()
-    return ((1 - paired_giou(pred, true)) * m).sum() / (m.sum() + 1e-4)
+    return ((1 - paired_giou(pred, true)) * weight).sum() / (num_objects + 1e-4)
+
+
+def centre_samples(index: torch.Tensor, mask: torch.Tensor, output_width: int) -> tuple[torch.Tensor, ...]:
+    """Each object's integer centre as its one regression sample, of weight 1: (n,) batch, slot, y, x, weight
+    (the form of :func:`owned_pixels`)."""
+    b, m = torch.nonzero(mask > 0, as_tuple=True)
+    centre = index[b, m].long()
+    return b, m, centre // output_width, centre % output_width, torch.ones(len(b), device=index.device)

@@ -12,8 +12,8 @@ import torch
 from ..decode import decode_detections, transform_boxes
 from ..engine.tta import merge_flip
 from ..losses import (
-    centre_giou_loss, focal_loss_from_logits, masked_l1_loss, owned_pixels, sparse_focal_loss_from_logits,
-    weighted_l1_loss,
+    centre_samples, focal_loss_from_logits, masked_l1_loss, owned_pixels, sparse_focal_loss_from_logits,
+    weighted_giou_loss, weighted_l1_loss,
 )
 from ..targets.detection import DetectionTargetEncoder
 from ..targets.sparse import heatmap_entries, object_pixels
@@ -43,7 +43,8 @@ class DetectionTask:
     minus that pixel. Decoding is the same either way: the box is read at the peak, wherever it is.
 
     ``box_loss``: ``"l1"``, the paper's L1 on size and offset; ``"giou"`` adds ``giou_loss``, 1 - GIoU of the box
-    decoded at each centre against the true box (not in the paper; see ``centre_giou_loss``).
+    decoded at each regression pixel (the centre, or with ``regress_at="gaussian"`` each pixel of the Gaussian,
+    weighted alike) against the true box (not in the paper; see ``weighted_giou_loss``).
     """
 
     num_classes: int
@@ -102,21 +103,49 @@ class DetectionTask:
             per_stack = [self.loss(stack, targets) for stack in outputs]
             return {name: sum(p[name] for p in per_stack) / len(per_stack) for name in per_stack[0]}
         heatmap = heatmap_loss(outputs["heatmap"], targets)
-        if self.regress_at == "gaussian":
-            size, offset = region_l1_losses(outputs, targets)
-        else:
+        if self.regress_at == "centre" and self.box_loss == "l1":  # the paper's
             size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
             offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
+            giou = None
+        else:
+            size, offset, giou = self._sampled_box_losses(outputs, targets)
         parts = {
             "heatmap_loss": self.weights.heatmap * heatmap,
             "size_loss": self.weights.size * size,
             "offset_loss": self.weights.offset * offset,
         }
-        if self.box_loss == "giou":
-            parts["giou_loss"] = self.weights.giou * centre_giou_loss(
-                outputs["size"], outputs["offset"], targets["index"], targets["mask"], targets["size"],
-                targets["offset"])
+        if giou is not None:
+            parts["giou_loss"] = self.weights.giou * giou
         return {"loss": sum(parts.values()), **parts}
+
+    def _sampled_box_losses(
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """L1 of size and offset, and with ``box_loss="giou"`` 1 - GIoU of the decoded box, at the regression
+        samples: each object's centre, or (``regress_at="gaussian"``) every pixel of its Gaussian, weighted by it.
+
+        The size target is the object's at each of its pixels; the offset target at pixel p is the true centre
+        minus p (the usual sub-pixel offset at the integer centre), so the box decoded at any of them is the
+        object's. At centres alone the L1 terms equal ``masked_l1_loss``.
+        """
+        size_map, mask, index = outputs["size"], targets["mask"], targets["index"]    # (B, 2, h, w), (B, M) x 2
+        out_h, out_w = size_map.shape[2:]
+        if self.regress_at == "gaussian":
+            pixels = object_pixels(index, mask, targets["peak_radius"], (out_h, out_w))
+            samples = owned_pixels(pixels, tuple(mask.shape), (out_h, out_w))
+        else:
+            samples = centre_samples(index, mask, out_w)
+        b, m, y, x, _ = samples                                                         # (T',) each
+        centre = index[b, m]                                                            # (T',) y * w + x
+        to_centre = torch.stack([centre % out_w - x, centre // out_w - y], 1)           # (T', 2), 0 at centres
+        size_target, offset_target = targets["size"][b, m], targets["offset"][b, m] + to_centre
+        num_objects = mask.float().sum()
+        size = weighted_l1_loss(size_map, samples, size_target, num_objects)
+        offset = weighted_l1_loss(outputs["offset"], samples, offset_target, num_objects)
+        giou = None
+        if self.box_loss == "giou":
+            giou = weighted_giou_loss(size_map, outputs["offset"], samples, size_target, offset_target, num_objects)
+        return size, offset, giou
 
     def decode(
         self, outputs: dict[str, torch.Tensor], to_original: torch.Tensor | None = None, k: int = 100
@@ -135,23 +164,3 @@ def heatmap_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor]) -> torc
     keys, values, ignore = heatmap_entries(targets, logits.shape[1], tuple(logits.shape[2:]))
     return sparse_focal_loss_from_logits(logits, keys, values, ignore)
 
-
-def region_l1_losses(
-    outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """L1 of size and offset at every pixel of each object's Gaussian (``regress_at="gaussian"``), weighted by it.
-
-    The size target is the object's at each of its pixels; the offset target at pixel p is the true centre
-    minus p (the usual sub-pixel offset at the integer centre), so the box decoded at any of them is the object's.
-    """
-    size_map, mask = outputs["size"], targets["mask"]                               # (B, 2, h, w), (B, M)
-    out_h, out_w = size_map.shape[2:]
-    pixels = object_pixels(targets["index"], mask, targets["peak_radius"], (out_h, out_w))
-    samples = owned_pixels(pixels, tuple(mask.shape), (out_h, out_w))
-    b, m, y, x, _ = samples                                                         # (T',) each
-    centre = targets["index"][b, m]                                                 # (T',) integer centre y * w + x
-    to_centre = torch.stack([centre % out_w - x, centre // out_w - y], 1)           # (T', 2)
-    num_objects = mask.float().sum()
-    size = weighted_l1_loss(size_map, samples, targets["size"][b, m], num_objects)
-    offset = weighted_l1_loss(outputs["offset"], samples, targets["offset"][b, m] + to_centre, num_objects)
-    return size, offset

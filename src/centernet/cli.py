@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .errors import CenterNetError
+from .tasks import TASK_OPTIONS
 from .tasks import TASKS as TASK_CHOICES
 
 # The demo: a shapes set and a schedule sized to finish within 10 minutes on 2 CPU cores, set-up included.
@@ -62,19 +63,21 @@ def _scales(text: str) -> tuple[float, ...]:
 
 def _add_task_option_args(p: argparse.ArgumentParser, defaults: str) -> None:
     """The task options (``tasks.TASK_OPTIONS``) as flags; ``defaults`` says what an absent flag means."""
-    p.add_argument("--centre", choices=("box", "projected"), default=None,
+    choices = {name: values for options in TASK_OPTIONS.values() for name, values in options.items()}
+    p.add_argument("--centre", choices=choices["centre"], default=None,
                    help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
-    p.add_argument("--regress-at", choices=("centre", "gaussian"), default=None,
+    p.add_argument("--regress-at", choices=choices["regress_at"], default=None,
                    help="detect: learn size and offset at each centre (the paper) or at every pixel of its heatmap "
                         "Gaussian, weighted by it (TTFNet), so a peak a pixel off still gives the right box")
-    p.add_argument("--box-loss", choices=("l1", "giou"), default=None,
+    p.add_argument("--box-loss", choices=choices["box_loss"], default=None,
                    help="detect: L1 on size and offset (the paper), or those plus 1 - GIoU of the box decoded at "
                         f"each centre (default: {defaults})")
 
 
 def _task_options(args, defaults: dict | None = None) -> dict:
     """The task options given on the command line, over ``defaults``."""
-    given = {name: value for name in ("centre", "regress_at", "box_loss") if (value := getattr(args, name)) is not None}
+    names = {name for options in TASK_OPTIONS.values() for name in options}
+    given = {name: value for name in sorted(names) if (value := getattr(args, name)) is not None}
     return {**(defaults or {}), **given}
 
 

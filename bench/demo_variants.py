@@ -14,6 +14,9 @@ variants are changes that are not settings of the package, patched in for the ru
 - ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
+- ``middle=SIZE@F``: a third training input side between ``start_input_size`` (until ``resize_at``) and
+  ``input_size``, used from ``resize_at`` until the fraction ``F`` of training (e.g. ``input_size=224
+  resize_at=0.45 middle=192@0.85``: 128, then 192, then 224 px for the last 15 %);
 - ``regress_at=gaussian``, ``box_loss=l1``: detection task options (``DETECTION_OPTIONS``; the demo's
   ``box_loss`` is ``giou`` since session 10, so ``box_loss=l1`` gives the earlier rows' recipe).
 
@@ -29,6 +32,7 @@ from dataclasses import fields
 
 import torch.nn as nn
 
+import centernet.engine.trainer as trainer_module
 import centernet.models.centernet as model_module
 import centernet.tasks.detection as detection
 from centernet import CenterNet
@@ -71,6 +75,17 @@ def deep_shortcut_neck(depths: list[int]) -> type:
     return DeepShortcutNeck
 
 
+def three_input_sizes(middle: int, until: float):
+    """``trainer.train_input_size`` with ``middle`` px between ``resize_at`` and ``until``."""
+
+    def train_input_size(progress: float, cfg) -> int:
+        if progress < cfg.resize_at:
+            return cfg.start_input_size
+        return middle if progress < until else cfg.input_size
+
+    return train_input_size
+
+
 def parse_setting(name: str, text: str):
     kinds = {f.name: f.type for f in fields(TrainConfig)}
     if name not in kinds:
@@ -101,6 +116,9 @@ def main() -> None:
             model_module.Head = NormedHead
         elif key == "shortcut_depth":
             model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
+        elif key == "middle":
+            size, _, until = value.partition("@")
+            trainer_module.train_input_size = three_input_sizes(int(size), float(until))
         elif key in DETECTION_OPTIONS:
             task_options[key] = value
         elif key == "head_conv":

@@ -62,23 +62,28 @@ def _scales(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+def _task_option_choices() -> dict[str, tuple[str, ...]]:
+    """Every task option's name (``tasks.TASK_OPTIONS``, over all tasks) and its allowed values."""
+    return {name: values for options in TASK_OPTIONS.values() for name, values in options.items()}
+
+
 def _add_task_option_args(p: argparse.ArgumentParser, defaults: str) -> None:
-    """The task options (``tasks.TASK_OPTIONS``) as flags; ``defaults`` says what an absent flag means."""
-    choices = {name: values for options in TASK_OPTIONS.values() for name, values in options.items()}
+    """The task options as flags; ``defaults`` says what an absent flag means."""
+    choices = _task_option_choices()
     p.add_argument("--centre", choices=choices["centre"], default=None,
                    help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
     p.add_argument("--regress-at", choices=choices["regress_at"], default=None,
                    help="detect: learn size and offset at each centre (the paper) or at every pixel of its heatmap "
                         "Gaussian, weighted by it (TTFNet), so a peak a pixel off still gives the right box")
     p.add_argument("--box-loss", choices=choices["box_loss"], default=None,
-                   help="detect: L1 on size and offset (the paper), or those plus 1 - GIoU of the box decoded at "
-                        f"each centre (default: {defaults})")
+                   help="detect: L1 on size and offset (the paper), or those plus 1 - GIoU of the box decoded where "
+                        f"they are learnt (each centre, or each Gaussian pixel with --regress-at gaussian; default: "
+                        f"{defaults})")
 
 
 def _task_options(args, defaults: dict | None = None) -> dict:
     """The task options given on the command line, over ``defaults``."""
-    names = {name for options in TASK_OPTIONS.values() for name in options}
-    given = {name: value for name in sorted(names) if (value := getattr(args, name)) is not None}
+    given = {name: value for name in sorted(_task_option_choices()) if (value := getattr(args, name)) is not None}
     return {**(defaults or {}), **given}
 
 

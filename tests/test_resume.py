@@ -106,6 +106,13 @@ def test_args_yaml_early_stopping_and_resume_errors(tmp_path):
         CenterNet(tmp_path / "run" / "best.pt").train(resume=True)
     with pytest.raises(CenterNetError, match="epochs=2 is out of range"):
         CenterNet(tmp_path / "run" / "last.pt").train(resume=True, epochs=2)
+    # A last.pt of an earlier version kept every parameter in one optimizer group.
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    groups = state["train_state"]["optimizer"]["param_groups"]
+    groups[:] = [{**groups[0], "params": [i for g in groups for i in g["params"]]}]
+    torch.save(state, tmp_path / "one_group.pt")
+    with pytest.raises(CenterNetError, match="1 parameter group.*expected 2.*fine-tune from it"):
+        CenterNet(tmp_path / "one_group.pt").train(resume=True, epochs=31)
 
 
 def test_training_stops_after_consecutive_non_finite_losses(tmp_path):

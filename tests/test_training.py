@@ -98,3 +98,28 @@ def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch,
         input_size=64, start_input_size=32, resize_at=0.25, workers=2, progress=False,
     )
     assert sides[0] == (32, 32) and sides[-1] == (64, 64) and sorted(sides) == sides
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+def test_weight_decay_leaves_biases_and_norm_scales_alone(optimizer):
+    """Conv weights decay; biases and BatchNorm scales (1-D parameters) do not, with every optimizer."""
+    import torch
+
+    from centernet import create_model
+    from centernet.config import TrainConfig
+    from centernet.engine.trainer import make_optimizer
+
+    model = create_model("resnet18", num_classes=2)
+    opt = make_optimizer(model, TrainConfig(optimizer=optimizer, lr=0.1, weight_decay=0.5))
+    grouped = [p for group in opt.param_groups for p in group["params"]]
+    assert len(grouped) == len(list(model.parameters()))
+    assert {id(p) for p in grouped} == {id(p) for p in model.parameters()}
+    for group in opt.param_groups:
+        assert all(p.ndim > 1 for p in group["params"]) == (group["weight_decay"] == 0.5)
+    conv, bn_scale, heatmap_bias = model.backbone.conv1.weight, model.backbone.bn1.weight, model.heads.heatmap.out.bias
+    before = {name: t.detach().clone() for name, t in (("conv", conv), ("bn", bn_scale), ("bias", heatmap_bias))}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradients: only the decay can move a parameter
+    assert not torch.equal(conv, before["conv"])
+    assert torch.equal(bn_scale, before["bn"]) and torch.equal(heatmap_bias, before["bias"])

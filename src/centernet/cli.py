@@ -108,7 +108,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="fraction of training (of the clock with --time-limit) where --start-input-size ends")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="decoupled for adamw, L2 for adam and sgd; biases and norm scales are never decayed")
     p.add_argument("--schedule", choices=("step", "cosine"), default="step")
     p.add_argument("--warmup-iters", type=int, default=0)
     p.add_argument("--val-interval", type=int, default=5, help="validate every N epochs (and after the last)")

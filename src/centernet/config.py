@@ -13,7 +13,7 @@ class TrainConfig:
     batch_size: int = 32             # images per optimiser step
     optimizer: str = "adam"          # 'adam' (the original), 'adamw' or 'sgd' (momentum 0.9)
     lr: float | None = None          # None: 5e-4 x batch_size / 128 (the original's linear rule)
-    weight_decay: float = 0.0        # decoupled for adamw, L2 for adam
+    weight_decay: float = 0.0        # decoupled for adamw, L2 for adam/sgd; never on biases and norm scales
     schedule: str = "step"           # 'step' (x0.1 at lr_steps) or 'cosine'
     lr_steps: tuple[float, ...] = (0.64, 0.86)  # fractions of training where 'step' divides lr by 10 (90, 120 of 140)
     warmup_iters: int = 0            # linear warm-up from 0.1 x lr over this many steps

@@ -82,13 +82,25 @@ class ModelInfo:
     std: tuple[float, float, float]
 
 
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights of convs and linears with ``weight_decay``; biases and norm scales (1-D) without.
+
+    Decaying a BatchNorm scale or a bias only pulls it towards zero (the heatmap's prior bias, a norm's gain)
+    without regularising anything, so they are left out, as timm and detectron2 do.
+    """
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     lr = cfg.resolved_lr()
+    groups = parameter_groups(model, cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=lr)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+    return torch.optim.Adam(groups, lr=lr)
 
 
 def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -424,6 +436,13 @@ class Trainer:
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        if len(state["optimizer"]["param_groups"]) != len(self.optimizer.param_groups):
+            raise CenterNetError(
+                "cannot resume: the checkpoint's optimizer has "
+                f"{len(state['optimizer']['param_groups'])} parameter group(s), expected "
+                f"{len(self.optimizer.param_groups)} (it was written by an earlier version; fine-tune from it "
+                "with --model instead)"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])

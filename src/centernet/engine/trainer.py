@@ -83,7 +83,8 @@ class ModelInfo:
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights of convs and linears with ``weight_decay``; biases and norm scales (1-D) without.
+    """Two groups: every parameter of more than one dimension (conv, transposed-conv and linear weights) with
+    ``weight_decay``; the 1-D ones (biases, norm scales and shifts) without.
 
     Decaying a BatchNorm scale or a bias only pulls it towards zero (the heatmap's prior bias, a norm's gain)
     without regularising anything, so they are left out, as timm and detectron2 do.

@@ -1,6 +1,7 @@
 """End-to-end inference latency, stage by stage, and the model time of every registered model.
 
     python bench/inference.py [--quick]    # prints markdown for BENCHMARKS.md
+    python bench/inference.py --models dla34,resnet18_dcn    # only the every-model table, for these
 
 One 640x480 image (the first BCCD JPEG when ../shared/data/bccd is there, else a synthetic one;
 reading the file is not timed), ResNet-18 CenterNet with 80 classes and random weights, input
@@ -259,12 +260,20 @@ def all_models_table(names: list[str], peaks: dict, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="two models, few repeats: proves the script runs")
+    parser.add_argument("--models", help="comma-separated names: only the second table, for these models")
     args = parser.parse_args()
     repeats, model_repeats, matmul_repeats = (2, 2, 3) if args.quick else (20, 5, 9)
     names = ["dla34", "resnet18"] if args.quick else list_models()
+    if args.models:
+        names = args.models.split(",")
+        if unknown := [n for n in names if n not in list_models()]:
+            sys.exit(f"unknown model {unknown[0]!r}; expected one of {', '.join(list_models())}")
     peaks = {"bf16": matmul_tflops(torch.bfloat16, repeats=matmul_repeats),
              "fp32": matmul_tflops(torch.float32, repeats=matmul_repeats)}
     print(machine_header(peaks))
+    if args.models:
+        all_models_table(names, peaks, model_repeats)
+        return
     image, source = test_image()
     _, gflops = measure("resnet18", INPUT_SIZE, NUM_CLASSES)
     print(

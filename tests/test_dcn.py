@@ -195,3 +195,19 @@ def test_training_keeps_no_per_tap_samples_for_backward():
     assert saved_bytes <= 1.5 * inputs_bytes, (saved_bytes, inputs_bytes)
     out.sum().backward()
     assert x.grad is not None
+
+
+def test_bf16_autocast_samples_at_float32_positions():
+    # Alternating columns 0, 1, 0, 1, ...: sampled 0.25 px to the right, each output is 0.25 or 0.75. Positions
+    # held in bf16 would round x + 0.25 back to x for x >= 64 (8 bits of mantissa) and give 0 or 1 there.
+    w = 256
+    x = (torch.arange(w) % 2).float().expand(1, 1, 2, w).contiguous()
+    offset = torch.zeros(1, 2, 2, w)
+    offset[:, 1] = 0.25  # dx of the single tap
+    weight = torch.ones(1, 1, 1, 1)
+    want = deform_conv2d(x, offset, weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = deform_conv2d(x, offset, weight)
+    assert got.dtype == torch.bfloat16
+    assert set(want[0, 0, 0, : w - 1].tolist()) == {0.25, 0.75}
+    torch.testing.assert_close(got.float()[..., : w - 1], want[..., : w - 1], rtol=0, atol=0.005)

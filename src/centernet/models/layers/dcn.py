@@ -61,7 +61,7 @@ def _deform_conv2d(
     k = kh * kw
     ho, wo = offset.shape[-2:]
     groups = offset.shape[1] // (2 * k)
-    dtype = input.dtype
+    dtype = input.dtype  # the sampling's: float32 or float64, never bf16/fp16 (see deform_conv2d)
     # Base sampling positions of tap (0, 0) for every output pixel, in input pixels.
     ys = torch.arange(ho, device=input.device, dtype=dtype) * stride[0] - padding[0]  # (Ho,)
     xs = torch.arange(wo, device=input.device, dtype=dtype) * stride[1] - padding[1]  # (Wo,)
@@ -79,7 +79,7 @@ def _deform_conv2d(
         sampled = F.grid_sample(
             grouped, grid.view(b * groups, ho, wo, 2), mode="bilinear", padding_mode="zeros", align_corners=False
         ).view(b, groups, c // groups, ho, wo)
-        sampled = (sampled * mask[:, :, tap, None]).view(b, c, ho * wo)  # (B, C, Ho*Wo)
+        sampled = (sampled * mask[:, :, tap, None]).view(b, c, ho * wo).to(weight.dtype)  # (B, C, Ho*Wo)
         contribution = torch.matmul(weight[:, :, ki, kj], sampled)  # (B, O, Ho*Wo)
         out = contribution if out is None else out + contribution
     out = out.view(b, o, ho, wo)
@@ -126,11 +126,15 @@ def deform_conv2d(
         mask = offset.new_ones(b, groups * k, ho, wo)
     elif mask.shape[1] != groups * k:
         raise ValueError(f"mask has {mask.shape[1]} channels; expected {groups * k}")
-    # Under autocast everything runs in one dtype (grid_sample wants input and grid alike).
+    # The products run in the autocast dtype (bf16/fp16) when autocast is on, but the sampling always runs in
+    # float32 at least: a position such as x = 200.3 is 200 in bf16 (8 bits of mantissa), and CPU grid_sample
+    # has no fast bf16 kernel anyway.
     dtype = torch.promote_types(input.dtype, weight.dtype)
     if torch.is_autocast_enabled(input.device.type):
         dtype = torch.get_autocast_dtype(input.device.type)
-    args = [t.to(dtype) for t in (input, offset, mask, weight)] + [None if bias is None else bias.to(dtype)]
+    sample_dtype = torch.promote_types(torch.promote_types(input.dtype, offset.dtype), torch.float32)
+    args = [t.to(sample_dtype) for t in (input, offset, mask)] + [weight.to(dtype)]
+    args.append(None if bias is None else bias.to(dtype))
     if recompute is None:
         recompute = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
     with torch.autocast(input.device.type, enabled=False):

@@ -34,6 +34,7 @@ def test_list_models(capsys):
         (["train", "--start-input-size", "100"], "start_input_size=100 is out of range"),
         (["train", "--start-input-size", "64", "--input-height", "64"], "with a rectangular input"),
         (["train", "--start-input-size", "64", "--resize-at", "1.5"], "resize_at=1.5 is out of range"),
+        (["train", "--start-input-size", "64", "96"], "one fraction per start_input_size (2)"),
         (["val", "--weights", "/no/such.pt"], "weights file '/no/such.pt' does not exist"),
     ],
 )
@@ -114,14 +115,15 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(cli, "DEMO_DETECT_TRAIN", {**cli.DEMO_DETECT_TRAIN, "input_size": 64, "batch_size": 4, "epochs": 1})
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--minutes", "5", "--workers", "0", "--input-size", "96",
-                 "--start-input-size", "32"]) == 0
+                 "--start-input-size", "32", "64", "--resize-at", "0.3", "0.6"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["map"] <= 1.0 and "map50" in metrics and "total_time_s" in metrics
     assert len(list((out / "predictions").glob("*_heatmap.jpg"))) == 4
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["model_name"] == "resnet18_shortcut"
     assert checkpoint["input_size"] == 96  # --input-size overrides the demo's setting (64 in this test)
-    assert checkpoint["train_config"]["start_input_size"] == 32
+    assert tuple(checkpoint["train_config"]["start_input_size"]) == (32, 64)  # 32, then 64, then 96 px
+    assert tuple(checkpoint["train_config"]["resize_at"]) == (0.3, 0.6)
     assert checkpoint["task_config"] == {"box_loss": "giou"}  # the demo's own task option
     assert "final: mAP" in capsys.readouterr().out
     assert main(["demo", "--out", str(tmp_path / "bad"), "--input-size", "100"]) == 2

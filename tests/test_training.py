@@ -100,6 +100,30 @@ def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch,
     assert sides[0] == (32, 32) and sides[-1] == (64, 64) and sorted(sides) == sides
 
 
+def test_progressive_resizing_through_several_sizes():
+    """96 until 0.25, 128 until 0.5, then input_size; lists (yaml, checkpoints) read as tuples; bad stages refused."""
+    from centernet.config import TrainConfig
+    from centernet.engine.trainer import train_input_size
+    from centernet.errors import CenterNetError
+
+    cfg = TrainConfig(input_size=192, start_input_size=(96, 128), resize_at=(0.25, 0.5)).validate()
+    assert cfg.resize_stages() == [(96, 0.25), (128, 0.5)]
+    assert [train_input_size(p, cfg) for p in (0.0, 0.24, 0.25, 0.49, 0.5, 1.0)] == [96, 96, 128, 128, 192, 192]
+    from_yaml = TrainConfig.from_dict({**cfg.to_dict(), "start_input_size": [96, 128], "resize_at": [0.25, 0.5]})
+    assert from_yaml == cfg
+    one = TrainConfig(input_size=192, start_input_size=[128], resize_at=[0.4]).validate()  # the CLI's nargs lists
+    assert (one.start_input_size, one.resize_at, one.resize_stages()) == (128, 0.4, [(128, 0.4)])
+    assert TrainConfig(input_size=192).resize_stages() == []
+    for sizes, fractions, message in [
+        ((96, 128), 0.5, "one fraction per start_input_size"),
+        ((96, 128), (0.5, 0.25), "increasing fractions"),
+        ((96, 100), (0.25, 0.5), "multiples of 32"),
+        ((96, 128), (0.25, 1.0), "fractions in"),
+    ]:
+        with pytest.raises(CenterNetError, match=message):
+            TrainConfig(input_size=192, start_input_size=sizes, resize_at=fractions).validate()
+
+
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
 def test_weight_decay_leaves_biases_and_norm_scales_alone(optimizer):
     """Conv weights decay; biases and BatchNorm scales (1-D parameters) do not, with every optimizer."""

@@ -102,10 +102,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
     p.add_argument("--input-height", type=int, default=0,
                    help="a rectangular input --input-size wide and this high (wide images such as KITTI); 0: square")
-    p.add_argument("--start-input-size", type=int, default=0,
-                   help="progressive resizing: train at this square side first, then at --input-size (0: off)")
-    p.add_argument("--resize-at", type=float, default=0.5,
-                   help="fraction of training (of the clock with --time-limit) where --start-input-size ends")
+    p.add_argument("--start-input-size", type=int, nargs="+", default=[0], metavar="SIDE",
+                   help="progressive resizing: train at this square side first, then at --input-size (0: off); "
+                        "several (96 128): one after the other")
+    p.add_argument("--resize-at", type=float, nargs="+", default=[0.5], metavar="FRACTION",
+                   help="fraction of training (of the clock with --time-limit) where --start-input-size ends; "
+                        "one per start size, increasing (96 128 with 0.25 0.5)")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
     p.add_argument("--weight-decay", type=float, default=0.0,
@@ -168,9 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None,
                    help="training and validation input side, a multiple of 32 (default: detect 192, pose 256, "
                         "3d 640 wide)")
-    p.add_argument("--start-input-size", type=int, default=None,
+    p.add_argument("--start-input-size", type=int, nargs="+", default=None, metavar="SIDE",
                    help="progressive resizing: the first half of training at this side, then at --input-size "
-                        "(default: detect 128, others off; 0: off)")
+                        "(default: detect 128, others off; 0: off); several (96 128) with --resize-at")
+    p.add_argument("--resize-at", type=float, nargs="+", default=None, metavar="FRACTION",
+                   help="fraction of the clock where each --start-input-size ends (default 0.5)")
 
     p = sub.add_parser("train", help="train a detector")
     _add_train_args(p)
@@ -393,6 +397,8 @@ def cmd_demo(args) -> int:
         settings["input_size"] = args.input_size
     if args.start_input_size is not None:
         settings["start_input_size"] = args.start_input_size
+    if args.resize_at is not None:
+        settings["resize_at"] = args.resize_at
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
     # Draw predictions of the trained model on a few validation images.
     val = load_split(data, "val", data_config, task=task)

@@ -25,8 +25,10 @@ class TrainConfig:
     input_size: int = 512            # square training input, a multiple of 32 (its width when input_height is set)
     input_height: int = 0            # > 0: a rectangular input_size x input_height (wide images, KITTI); then
                                      # validation and prediction default to the image's own resolution
-    start_input_size: int = 0        # > 0: progressive resizing, square inputs of this side first, then input_size
-    resize_at: float = 0.5           # the fraction of training (steps, or the clock with time_limit) where it switches
+    start_input_size: int | tuple[int, ...] = 0  # > 0: progressive resizing, square inputs of this side first, then
+                                     # input_size; several (96, 128): one after the other
+    resize_at: float | tuple[float, ...] = 0.5  # the fraction of training (steps, or the clock with time_limit) where
+                                     # start_input_size ends; with several sizes one fraction each, increasing
     augment_mode: str = "crop"       # 'crop': scale {0.6, ..., 1.3} x max(h, w), random centre (the original's default);
                                      # 'shift_scale': normal shift + scale (its not_rand_crop); 'none': letterbox
     aug_shift: float = 0.1           # 'shift_scale': centre shift std, a fraction of max(h, w) (clipped at 2x)
@@ -48,6 +50,20 @@ class TrainConfig:
     freeze_bn: bool = False          # BatchNorm in eval mode while training (fine-tuning with small batches)
     device: str = "cpu"              # 'cpu' or 'cuda'
 
+    def __post_init__(self) -> None:
+        # Lists (from yaml or a checkpoint) become tuples, and a single start size or fraction a plain number.
+        for name in ("start_input_size", "resize_at"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                setattr(self, name, value[0] if len(value) == 1 else tuple(value))
+
+    def resize_stages(self) -> list[tuple[int, float]]:
+        """Progressive resizing as (side, until) pairs in training order: each side is used until that fraction
+        of training, input_size after the last. [] when off."""
+        if not self.start_input_size:
+            return []
+        return list(zip(_as_tuple(self.start_input_size), _as_tuple(self.resize_at)))
+
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 5e-4 * self.batch_size / 128
 
@@ -65,11 +81,16 @@ class TrainConfig:
         _check(self.input_size >= 32 and self.input_size % 32 == 0, "input_size", self.input_size, "a multiple of 32")
         _check(self.input_height == 0 or (self.input_height >= 32 and self.input_height % 32 == 0), "input_height",
                self.input_height, "0 (square) or a multiple of 32")
-        _check(self.start_input_size == 0 or (self.start_input_size >= 32 and self.start_input_size % 32 == 0),
-               "start_input_size", self.start_input_size, "0 (off) or a multiple of 32")
+        sizes, fractions = _as_tuple(self.start_input_size), _as_tuple(self.resize_at)
+        _check(sizes == (0,) or all(s >= 32 and s % 32 == 0 for s in sizes),
+               "start_input_size", self.start_input_size, "0 (off) or multiples of 32")
         _check(not (self.start_input_size and self.input_height), "start_input_size", self.start_input_size,
                "0 with a rectangular input (input_height > 0)")
-        _check(0 < self.resize_at < 1, "resize_at", self.resize_at, "a fraction in (0, 1)")
+        _check(all(0 < f < 1 for f in fractions), "resize_at", self.resize_at, "fractions in (0, 1)")
+        _check(all(a < b for a, b in zip(fractions, fractions[1:])), "resize_at", self.resize_at,
+               "increasing fractions")
+        _check(sizes == (0,) or len(fractions) == len(sizes), "resize_at", self.resize_at,
+               f"one fraction per start_input_size ({len(sizes)})")
         _check(0 <= self.flip <= 1, "flip", self.flip, "a probability in [0, 1]")
         _check(
             self.augment_mode in ("crop", "shift_scale", "none"), "augment_mode", self.augment_mode,
@@ -100,6 +121,10 @@ class TrainConfig:
         if unknown:
             raise CenterNetError(f"unknown training setting(s) {unknown}; expected some of {sorted(names)}")
         return cls(**d)
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 def _check(ok: bool, name: str, value, expected: str) -> None:

@@ -114,9 +114,11 @@ def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
 
 
 def train_input_size(progress: float, cfg: TrainConfig) -> int:
-    """The square training input side at a point of training: start_input_size before resize_at, then input_size."""
-    if cfg.start_input_size and progress < cfg.resize_at:
-        return cfg.start_input_size
+    """The square training input side at a point of training: each start_input_size until its resize_at, then
+    input_size."""
+    for side, until in cfg.resize_stages():
+        if progress < until:
+            return side
     return cfg.input_size
 
 
@@ -222,7 +224,8 @@ class Trainer:
         base_lr = cfg.resolved_lr()
         lr_rule = "" if cfg.lr is not None else f" (5e-4 x {cfg.batch_size} / 128, the linear rule)"
         processes = f" = {world} processes x {cfg.batch_size // world}" if self.dist.enabled else ""
-        resizing = f" ({cfg.start_input_size} until {cfg.resize_at:g} of training)" if cfg.start_input_size else ""
+        stages = ", ".join(f"{side} until {until:g}" for side, until in cfg.resize_stages())
+        resizing = f" ({stages} of training)" if stages else ""
         self._say(
             f"training {self.info.model_name} on {len(self.dataset)} images, {cfg.epochs} epochs x {steps_per_epoch} "
             f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {base_lr:.2e}{lr_rule} ({cfg.schedule}), "
@@ -298,7 +301,9 @@ class Trainer:
         if skipped:
             self._say(f"skipped {skipped} steps with a non-finite loss")
         if cfg.start_input_size and batches.side != cfg.input_size:
-            self._say(f"training ended before resize_at={cfg.resize_at:g}: every step was at "
+            stages = cfg.resize_stages()
+            which = "every step was" if len(stages) == 1 else "its last steps were"
+            self._say(f"training ended before resize_at={stages[-1][1]:g}: {which} at "
                       f"{batches.side} px, validation at {cfg.input_size} (more epochs or an earlier resize_at)")
         self.metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         self.metrics["steps"] = step

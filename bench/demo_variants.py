@@ -6,7 +6,8 @@ Trains ``resnet18_shortcut`` on the demo's shapes set (built by ``make demo``, o
 ``--data``) with the demo's settings (``cli.DEMO_DETECT_TRAIN`` and ``DEMO_TASK_OPTIONS``) for MINUTES, then
 validates once; the run
 goes to ``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
-``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``). The
+``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``,
+``start_input_size=96,128 resize_at=0.25,0.5``). The
 variants are changes that are not settings of the package, patched in for the run only:
 
 - ``size_weight=W``, ``giou_weight=W``, ...: a loss weight (``DetectionLossWeights``; the paper's size 0.1);
@@ -14,9 +15,9 @@ variants are changes that are not settings of the package, patched in for the ru
 - ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
-- ``middle=SIZE@F``: a third training input side between ``start_input_size`` (until ``resize_at``) and
-  ``input_size``, used from ``resize_at`` until the fraction ``F`` of training (e.g. ``input_size=224
-  resize_at=0.45 middle=192@0.85``: 128, then 192, then 224 px for the last 15 %);
+- ``middle=SIZE@F``: a third training input side, ``SIZE`` from ``resize_at`` until the fraction ``F`` of
+  training, then ``input_size`` (e.g. ``input_size=224 resize_at=0.45 middle=192@0.85``: 128, then 192, then
+  224 px for the last 15 %); the same as ``start_input_size=128,192 resize_at=0.45,0.85``;
 - ``regress_at=gaussian``, ``box_loss=l1``: detection task options (``DETECTION_OPTIONS``; the demo's
   ``box_loss`` is ``giou`` since session 10, so ``box_loss=l1`` gives the earlier rows' recipe).
 
@@ -32,7 +33,6 @@ from dataclasses import fields
 
 import torch.nn as nn
 
-import centernet.engine.trainer as trainer_module
 import centernet.models.centernet as model_module
 import centernet.tasks.detection as detection
 from centernet import CenterNet
@@ -75,25 +75,17 @@ def deep_shortcut_neck(depths: list[int]) -> type:
     return DeepShortcutNeck
 
 
-def three_input_sizes(middle: int, until: float):
-    """``trainer.train_input_size`` with ``middle`` px between ``resize_at`` and ``until``."""
-
-    def train_input_size(progress: float, cfg) -> int:
-        if progress < cfg.resize_at:
-            return cfg.start_input_size
-        return middle if progress < until else cfg.input_size
-
-    return train_input_size
-
-
 def parse_setting(name: str, text: str):
     kinds = {f.name: f.type for f in fields(TrainConfig)}
     if name not in kinds:
         sys.exit(f"unknown setting {name!r}; expected a TrainConfig field or a variant (see --help)")
-    kind = str(kinds[name])  # the annotation's text: 'int', 'float', 'float | None', 'bool', 'str'
+    kind = str(kinds[name])  # the annotation's text: 'int', 'float', 'float | None', 'bool', 'str', 'int | tuple...'
     if kind == "bool":
         return text.lower() in ("1", "true", "yes")
-    return {"int": int, "str": str}.get(kind, float)(text)
+    convert = {"int": int, "str": str}.get(kind.split(" | ")[0], float)
+    if "tuple" in kind:  # start_input_size=96,128 resize_at=0.25,0.5
+        return tuple(convert(part) for part in text.split(","))
+    return convert(text)
 
 
 def main() -> None:
@@ -105,6 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = {**DEMO_DETECT_TRAIN, "time_limit": args.minutes}
     head_conv = None
+    middle = None
     task_options = dict(DEMO_TASK_OPTIONS["detect"])
     weights = {f.name: f.default for f in fields(detection.DetectionLossWeights)}
     for change in args.changes:
@@ -117,14 +110,16 @@ def main() -> None:
         elif key == "shortcut_depth":
             model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
         elif key == "middle":
-            size, _, until = value.partition("@")
-            trainer_module.train_input_size = three_input_sizes(int(size), float(until))
+            middle = value.partition("@")
         elif key in DETECTION_OPTIONS:
             task_options[key] = value
         elif key == "head_conv":
             head_conv = int(value)
         else:
             settings[key] = parse_setting(key, value)
+    if middle:
+        settings["start_input_size"] = (settings["start_input_size"], int(middle[0]))
+        settings["resize_at"] = (settings.get("resize_at", 0.5), float(middle[2]))
     data = args.data or build_shapes(default_cache_dir() / "datasets", ShapesConfig(**DEMO_SHAPES))
     model = CenterNet("resnet18_shortcut", head_conv=head_conv, task_options=task_options)
     metrics = model.train(data=data, out=f"runs/variants/{args.name}", progress=False, **settings)

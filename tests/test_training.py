@@ -119,9 +119,13 @@ def test_progressive_resizing_through_several_sizes():
         ((96, 128), (0.5, 0.25), "increasing fractions"),
         ((96, 100), (0.25, 0.5), "multiples of 32"),
         ((96, 128), (0.25, 1.0), "fractions in"),
+        ((96.0, 128), (0.25, 0.5), "multiples of 32"),  # a float side would reach OpenCV and fail there
     ]:
         with pytest.raises(CenterNetError, match=message):
             TrainConfig(input_size=192, start_input_size=sizes, resize_at=fractions).validate()
+    for name in ("input_size", "input_height"):
+        with pytest.raises(CenterNetError, match=rf"{name}=192.0 is out of range"):
+            TrainConfig(**{name: 192.0}).validate()
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])

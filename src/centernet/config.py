@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 from .errors import CenterNetError
@@ -78,11 +79,12 @@ class TrainConfig:
         _check(0 < self.ema_decay < 1, "ema_decay", self.ema_decay, "in (0, 1)")
         _check(self.ema_tau > 0, "ema_tau", self.ema_tau, "> 0")
         _check(self.warmup_iters >= 0, "warmup_iters", self.warmup_iters, ">= 0")
-        _check(self.input_size >= 32 and self.input_size % 32 == 0, "input_size", self.input_size, "a multiple of 32")
-        _check(self.input_height == 0 or (self.input_height >= 32 and self.input_height % 32 == 0), "input_height",
-               self.input_height, "0 (square) or a multiple of 32")
+        _check(_is_int(self.input_size) and self.input_size >= 32 and self.input_size % 32 == 0, "input_size",
+               self.input_size, "a multiple of 32")
+        _check(_is_int(self.input_height) and (self.input_height == 0 or (self.input_height >= 32
+               and self.input_height % 32 == 0)), "input_height", self.input_height, "0 (square) or a multiple of 32")
         sizes, fractions = _as_tuple(self.start_input_size), _as_tuple(self.resize_at)
-        _check(sizes == (0,) or all(s >= 32 and s % 32 == 0 for s in sizes),
+        _check(sizes == (0,) or all(_is_int(s) and s >= 32 and s % 32 == 0 for s in sizes),
                "start_input_size", self.start_input_size, "0 (off) or multiples of 32")
         _check(not (self.start_input_size and self.input_height), "start_input_size", self.start_input_size,
                "0 with a rectangular input (input_height > 0)")
@@ -121,6 +123,11 @@ class TrainConfig:
         if unknown:
             raise CenterNetError(f"unknown training setting(s) {unknown}; expected some of {sorted(names)}")
         return cls(**d)
+
+
+def _is_int(value) -> bool:
+    """A whole number given as one (192, not 192.0: image sides go to OpenCV, which takes only ints)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _as_tuple(value) -> tuple:

@@ -19,6 +19,15 @@ def test_help(command):
     assert e.value.code == 0
 
 
+def test_start_sizes_share_the_first_half_by_default():
+    from centernet.cli import _resize_at, build_parser
+
+    assert _resize_at(None, [128]) == [0.5] and _resize_at(None, [96, 128]) == [0.25, 0.5]
+    assert _resize_at([0.3, 0.7], [96, 128]) == [0.3, 0.7]
+    args = build_parser().parse_args(["train", "--start-input-size", "64", "96", "128"])
+    assert _resize_at(args.resize_at, args.start_input_size) == pytest.approx([1 / 6, 2 / 6, 3 / 6])
+
+
 def test_list_models(capsys):
     assert main(["train", "--list-models"]) == 0
     assert "resnet18" in capsys.readouterr().out.split()
@@ -34,7 +43,7 @@ def test_list_models(capsys):
         (["train", "--start-input-size", "100"], "start_input_size=100 is out of range"),
         (["train", "--start-input-size", "64", "--input-height", "64"], "with a rectangular input"),
         (["train", "--start-input-size", "64", "--resize-at", "1.5"], "resize_at=1.5 is out of range"),
-        (["train", "--start-input-size", "64", "96"], "one fraction per start_input_size (2)"),
+        (["train", "--start-input-size", "64", "96", "--resize-at", "0.5"], "one fraction per start_input_size (2)"),
         (["val", "--weights", "/no/such.pt"], "weights file '/no/such.pt' does not exist"),
     ],
 )

@@ -30,10 +30,12 @@ DEMO_TRAIN = dict(
 # over the last ~500 (the same 7.5-minute run gave mAP 0.166 raw against 0.142 averaged; at 30 minutes, 0.558 and
 # 0.554). Re-measured with 128 then 192 px and the GIoU term (session 12): 0.665 raw against 0.609 averaged
 # after 780 and 760 steps.
-# It trains its 192 px images at 128 px for the first half (objects of 4-64 px instead of 6-96, a step in 0.4 s
-# instead of 0.65), then at their own size, and validates at 192. In equal 7.5-minute runs: mAP 0.695 against
-# 0.636 at 128 px throughout and 0.507 at 192 (over 30 minutes 0.789, 0.721 and 0.735; BENCHMARKS.md).
-DEMO_DETECT_TRAIN = {**DEMO_TRAIN, "ema": False, "start_input_size": 128}
+# It trains its 192 px images at 96 px for the first quarter of the clock, at 128 px for the second and at their own
+# size for the second half (objects of 3-48 px, then 4-64, then 6-96; a step of batch 16 in about 0.33 s, 0.5 s,
+# then 0.8 s), and validates at 192. In equal 7.5-minute runs (session 14, one after the other): mAP 0.712 against
+# 0.651 for 128 then 192 px; over 30 minutes 0.817-0.820 against 0.777-0.806 (BENCHMARKS.md). Session 9 measured
+# 128 then 192 px at 0.695 against 0.636 at 128 px throughout and 0.507 at 192.
+DEMO_DETECT_TRAIN = {**DEMO_TRAIN, "ema": False, "start_input_size": (96, 128), "resize_at": (0.25, 0.5)}
 # Its boxes are learnt with a GIoU term beside the paper's L1 (DetectionTask(box_loss="giou")): in equal
 # 30-minute runs mAP 0.806 against 0.765 (AP at IoU 0.9: 0.590 against 0.422), level at 7.5 minutes (0.676 both).
 DEMO_TASK_OPTIONS = {"detect": {"box_loss": "giou"}}
@@ -105,9 +107,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-input-size", type=int, nargs="+", default=[0], metavar="SIDE",
                    help="progressive resizing: train at this square side first, then at --input-size (0: off); "
                         "several (96 128): one after the other")
-    p.add_argument("--resize-at", type=float, nargs="+", default=[0.5], metavar="FRACTION",
+    p.add_argument("--resize-at", type=float, nargs="+", default=None, metavar="FRACTION",
                    help="fraction of training (of the clock with --time-limit) where --start-input-size ends; "
-                        "one per start size, increasing (96 128 with 0.25 0.5)")
+                        "one per start size, increasing (default: the start sizes share the first half "
+                        "equally: 0.5 for one, 0.25 0.5 for two)")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
     p.add_argument("--weight-decay", type=float, default=0.0,
@@ -140,11 +143,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", default=None, help="local ImageNet backbone weights (torchvision layout)")
 
 
+def _resize_at(given: list[float] | None, start_sizes: list[int]) -> list[float]:
+    """--resize-at, or by default the start sizes sharing the first half of training equally."""
+    if given is not None:
+        return given
+    return [(k + 1) / (2 * len(start_sizes)) for k in range(len(start_sizes))]
+
+
 def _train_settings(args) -> dict:
     return dict(
         epochs=70 if args.epochs is None else args.epochs, batch_size=args.batch_size, input_size=args.input_size,
-        input_height=args.input_height, start_input_size=args.start_input_size, resize_at=args.resize_at,
-        optimizer=args.optimizer,
+        input_height=args.input_height, start_input_size=args.start_input_size,
+        resize_at=_resize_at(args.resize_at, args.start_input_size), optimizer=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
         val_interval=args.val_interval, workers=args.workers, precision=args.precision,
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
@@ -171,10 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training and validation input side, a multiple of 32 (default: detect 192, pose 256, "
                         "3d 640 wide)")
     p.add_argument("--start-input-size", type=int, nargs="+", default=None, metavar="SIDE",
-                   help="progressive resizing: the first half of training at this side, then at --input-size "
-                        "(default: detect 128, others off; 0: off); several (96 128) with --resize-at")
+                   help="progressive resizing: the first half of training at these sides, one after the other, "
+                        "then at --input-size (default: detect 96 128, others off; 0: off)")
     p.add_argument("--resize-at", type=float, nargs="+", default=None, metavar="FRACTION",
-                   help="fraction of the clock where each --start-input-size ends (default 0.5)")
+                   help="fraction of the clock where each --start-input-size ends (default: detect 0.25 0.5; "
+                        "the start sizes share the first half equally)")
 
     p = sub.add_parser("train", help="train a detector")
     _add_train_args(p)
@@ -397,7 +408,8 @@ def cmd_demo(args) -> int:
         settings["input_size"] = args.input_size
     if args.start_input_size is not None:
         settings["start_input_size"] = args.start_input_size
-    if args.resize_at is not None:
+        settings["resize_at"] = _resize_at(args.resize_at, args.start_input_size)
+    elif args.resize_at is not None:
         settings["resize_at"] = args.resize_at
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
     # Draw predictions of the trained model on a few validation images.

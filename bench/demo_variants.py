@@ -7,7 +7,8 @@ Trains ``resnet18_shortcut`` on the demo's shapes set (built by ``make demo``, o
 validates once; the run
 goes to ``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
 ``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``,
-``start_input_size=96,128 resize_at=0.25,0.5``). The
+``start_input_size=96,128 resize_at=0.25,0.5``; the demo's own are those two since session 14, so rows measured
+before it add ``start_input_size=128 resize_at=0.5``). The
 variants are changes that are not settings of the package, patched in for the run only:
 
 - ``size_weight=W``, ``giou_weight=W``, ...: a loss weight (``DetectionLossWeights``; the paper's size 0.1);
@@ -15,9 +16,6 @@ variants are changes that are not settings of the package, patched in for the ru
 - ``shortcut_depth=123``: 1, 2 and 3 conv + BN + ReLU layers in the shortcuts at strides 16, 8 and 4
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
-- ``middle=SIZE@F``: a third training input side, ``SIZE`` from ``resize_at`` until the fraction ``F`` of
-  training, then ``input_size`` (e.g. ``input_size=224 resize_at=0.45 middle=192@0.85``: 128, then 192, then
-  224 px for the last 15 %); the same as ``start_input_size=128,192 resize_at=0.45,0.85``;
 - ``regress_at=gaussian``, ``box_loss=l1``: detection task options (``DETECTION_OPTIONS``; the demo's
   ``box_loss`` is ``giou`` since session 10, so ``box_loss=l1`` gives the earlier rows' recipe).
 
@@ -97,7 +95,6 @@ def main() -> None:
     args = parser.parse_args()
     settings = {**DEMO_DETECT_TRAIN, "time_limit": args.minutes}
     head_conv = None
-    middle = None
     task_options = dict(DEMO_TASK_OPTIONS["detect"])
     weights = {f.name: f.default for f in fields(detection.DetectionLossWeights)}
     for change in args.changes:
@@ -109,17 +106,12 @@ def main() -> None:
             model_module.Head = NormedHead
         elif key == "shortcut_depth":
             model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
-        elif key == "middle":
-            middle = value.partition("@")
         elif key in DETECTION_OPTIONS:
             task_options[key] = value
         elif key == "head_conv":
             head_conv = int(value)
         else:
             settings[key] = parse_setting(key, value)
-    if middle:
-        settings["start_input_size"] = (settings["start_input_size"], int(middle[0]))
-        settings["resize_at"] = (settings.get("resize_at", 0.5), float(middle[2]))
     data = args.data or build_shapes(default_cache_dir() / "datasets", ShapesConfig(**DEMO_SHAPES))
     model = CenterNet("resnet18_shortcut", head_conv=head_conv, task_options=task_options)
     metrics = model.train(data=data, out=f"runs/variants/{args.name}", progress=False, **settings)

@@ -20,12 +20,15 @@ def test_help(command):
 
 
 def test_start_sizes_share_the_first_half_by_default():
-    from centernet.cli import _resize_at, build_parser
+    from centernet.cli import _train_settings, build_parser
+    from centernet.config import TrainConfig
 
-    assert _resize_at(None, [128]) == [0.5] and _resize_at(None, [96, 128]) == [0.25, 0.5]
-    assert _resize_at([0.3, 0.7], [96, 128]) == [0.3, 0.7]
     args = build_parser().parse_args(["train", "--start-input-size", "64", "96", "128"])
-    assert _resize_at(args.resize_at, args.start_input_size) == pytest.approx([1 / 6, 2 / 6, 3 / 6])
+    cfg = TrainConfig.from_dict(_train_settings(args)).validate()
+    sides, fractions = zip(*cfg.resize_stages())
+    assert sides == (64, 96, 128) and fractions == pytest.approx((1 / 6, 2 / 6, 3 / 6))
+    args = build_parser().parse_args(["train", "--start-input-size", "64", "96", "--resize-at", "0.3", "0.7"])
+    assert TrainConfig.from_dict(_train_settings(args)).resize_stages() == [(64, 0.3), (96, 0.7)]
 
 
 def test_list_models(capsys):

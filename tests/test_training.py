@@ -114,6 +114,8 @@ def test_progressive_resizing_through_several_sizes():
     one = TrainConfig(input_size=192, start_input_size=[128], resize_at=[0.4]).validate()  # the CLI's nargs lists
     assert (one.start_input_size, one.resize_at, one.resize_stages()) == (128, 0.4, [(128, 0.4)])
     assert TrainConfig(input_size=192).resize_stages() == []
+    assert TrainConfig(input_size=192, start_input_size=128).resize_stages() == [(128, 0.5)]  # the default
+    assert TrainConfig(input_size=192, start_input_size=(96, 128)).resize_stages() == [(96, 0.25), (128, 0.5)]
     for sizes, fractions, message in [
         ((96, 128), 0.5, "one fraction per start_input_size"),
         ((96, 128), (0.5, 0.25), "increasing fractions"),

@@ -143,18 +143,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", default=None, help="local ImageNet backbone weights (torchvision layout)")
 
 
-def _resize_at(given: list[float] | None, start_sizes: list[int]) -> list[float]:
-    """--resize-at, or by default the start sizes sharing the first half of training equally."""
-    if given is not None:
-        return given
-    return [(k + 1) / (2 * len(start_sizes)) for k in range(len(start_sizes))]
-
-
 def _train_settings(args) -> dict:
     return dict(
         epochs=70 if args.epochs is None else args.epochs, batch_size=args.batch_size, input_size=args.input_size,
-        input_height=args.input_height, start_input_size=args.start_input_size,
-        resize_at=_resize_at(args.resize_at, args.start_input_size), optimizer=args.optimizer,
+        input_height=args.input_height, start_input_size=args.start_input_size, resize_at=args.resize_at,
+        optimizer=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
         val_interval=args.val_interval, workers=args.workers, precision=args.precision,
         time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
@@ -406,9 +399,8 @@ def cmd_demo(args) -> int:
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
     if args.input_size is not None:
         settings["input_size"] = args.input_size
-    if args.start_input_size is not None:
-        settings["start_input_size"] = args.start_input_size
-        settings["resize_at"] = _resize_at(args.resize_at, args.start_input_size)
+    if args.start_input_size is not None:  # its own fractions, or by default the first half shared equally
+        settings["start_input_size"], settings["resize_at"] = args.start_input_size, args.resize_at
     elif args.resize_at is not None:
         settings["resize_at"] = args.resize_at
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)

@@ -28,8 +28,9 @@ class TrainConfig:
                                      # validation and prediction default to the image's own resolution
     start_input_size: int | tuple[int, ...] = 0  # > 0: progressive resizing, square inputs of this side first, then
                                      # input_size; several (96, 128): one after the other
-    resize_at: float | tuple[float, ...] = 0.5  # the fraction of training (steps, or the clock with time_limit) where
-                                     # start_input_size ends; with several sizes one fraction each, increasing
+    resize_at: float | tuple[float, ...] | None = None  # the fraction of training (steps, or the clock with
+                                     # time_limit) where start_input_size ends; with several sizes one each, increasing;
+                                     # None: the start sizes share the first half equally (0.5; 0.25, 0.5; ...)
     augment_mode: str = "crop"       # 'crop': scale {0.6, ..., 1.3} x max(h, w), random centre (the original's default);
                                      # 'shift_scale': normal shift + scale (its not_rand_crop); 'none': letterbox
     aug_shift: float = 0.1           # 'shift_scale': centre shift std, a fraction of max(h, w) (clipped at 2x)
@@ -63,7 +64,13 @@ class TrainConfig:
         of training, input_size after the last. [] when off."""
         if not self.start_input_size:
             return []
-        return list(zip(_as_tuple(self.start_input_size), _as_tuple(self.resize_at)))
+        return list(zip(_as_tuple(self.start_input_size), self._resize_fractions()))
+
+    def _resize_fractions(self) -> tuple[float, ...]:
+        if self.resize_at is not None:
+            return _as_tuple(self.resize_at)
+        count = len(_as_tuple(self.start_input_size))
+        return tuple((k + 1) / (2 * count) for k in range(count))
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 5e-4 * self.batch_size / 128
@@ -83,7 +90,7 @@ class TrainConfig:
                self.input_size, "a multiple of 32")
         _check(_is_int(self.input_height) and (self.input_height == 0 or (self.input_height >= 32
                and self.input_height % 32 == 0)), "input_height", self.input_height, "0 (square) or a multiple of 32")
-        sizes, fractions = _as_tuple(self.start_input_size), _as_tuple(self.resize_at)
+        sizes, fractions = _as_tuple(self.start_input_size), self._resize_fractions()
         _check(sizes == (0,) or all(_is_int(s) and s >= 32 and s % 32 == 0 for s in sizes),
                "start_input_size", self.start_input_size, "0 (off) or multiples of 32")
         _check(not (self.start_input_size and self.input_height), "start_input_size", self.start_input_size,

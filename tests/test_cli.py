@@ -127,7 +127,7 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(cli, "DEMO_DETECT_TRAIN", {**cli.DEMO_DETECT_TRAIN, "input_size": 64, "batch_size": 4, "epochs": 1})
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--minutes", "5", "--workers", "0", "--input-size", "96",
-                 "--start-input-size", "32", "64", "--resize-at", "0.3", "0.6"]) == 0
+                 "--start-input-size", "32", "64", "--resize-at", "0.3", "0.6", "--batch-size", "2"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["map"] <= 1.0 and "map50" in metrics and "total_time_s" in metrics
     assert len(list((out / "predictions").glob("*_heatmap.jpg"))) == 4
@@ -137,7 +137,29 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     assert tuple(checkpoint["train_config"]["start_input_size"]) == (32, 64)  # 32, then 64, then 96 px
     assert tuple(checkpoint["train_config"]["resize_at"]) == (0.3, 0.6)
     assert checkpoint["task_config"] == {"box_loss": "giou"}  # the demo's own task option
+    # --batch-size 2 against the demo's 4 in this test: the lr times sqrt(1/2), the warm-up's images kept
+    train_config = checkpoint["train_config"]
+    assert train_config["batch_size"] == 2
+    assert train_config["lr"] == pytest.approx(cli.DEMO_DETECT_TRAIN["lr"] * 0.5**0.5)
+    assert train_config["warmup_iters"] == 2 * cli.DEMO_DETECT_TRAIN["warmup_iters"]
     assert "final: mAP" in capsys.readouterr().out
     assert main(["demo", "--out", str(tmp_path / "bad"), "--input-size", "100"]) == 2
     err = capsys.readouterr().err.strip()
     assert "input_size" in err and "100" in err and "multiple of 32" in err and len(err.splitlines()) == 1
+    assert main(["demo", "--out", str(tmp_path / "bad"), "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "centernet demo: error: batch_size=0 is out of range; expected >= 1"
+
+
+def test_demo_batch_settings_scale_the_lr_and_keep_the_warm_up_images():
+    from centernet.cli import DEMO_DETECT_TRAIN, demo_batch_settings
+
+    assert DEMO_DETECT_TRAIN["batch_size"] == 16 and DEMO_DETECT_TRAIN["lr"] == 6e-3
+    assert demo_batch_settings(DEMO_DETECT_TRAIN, None) == {"batch_size": 16, "lr": 6e-3, "warmup_iters": 100}
+    # batch 8: 6e-3 x sqrt(8 / 16) = 4.243e-3, 100 x 16 / 8 = 200 warm-up steps
+    halved = demo_batch_settings(DEMO_DETECT_TRAIN, 8)
+    assert halved["batch_size"] == 8 and halved["warmup_iters"] == 200
+    assert halved["lr"] == pytest.approx(4.2426e-3, rel=1e-4)
+    assert demo_batch_settings(DEMO_DETECT_TRAIN, 32)["warmup_iters"] == 50
+    # given values win over the rules (the measured longer run: batch 8, lr 4e-3, 200 warm-up steps)
+    assert demo_batch_settings(DEMO_DETECT_TRAIN, 8, 4e-3, 150) == {"batch_size": 8, "lr": 4e-3, "warmup_iters": 150}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -170,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None,
                    help="architecture (default: resnet18_shortcut for detect, resnet18 for pose and 3d)")
     p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per step (default: detect and pose 16, 3d 8); a 30-minute run gains from batch 8")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: the demo's 6e-3, times sqrt(batch / the demo's batch))")
+    p.add_argument("--warmup-iters", type=int, default=None,
+                   help="warm-up steps (default: the demo's 100, times the demo's batch / batch: the same images)")
     p.add_argument("--input-size", type=int, default=None,
                    help="training and validation input side, a multiple of 32 (default: detect 192, pose 256, "
                         "3d 640 wide)")
@@ -397,6 +404,7 @@ def cmd_demo(args) -> int:
     task_options = _task_options(args, DEMO_TASK_OPTIONS.get(task))
     model = CenterNet(args.model or DEMO_MODEL[task], task=task, task_options=task_options)
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
+    settings.update(demo_batch_settings(settings, args.batch_size, args.lr, args.warmup_iters))
     if args.input_size is not None:
         settings["input_size"] = args.input_size
     if args.start_input_size is not None:  # its own fractions, or by default the first half shared equally
@@ -420,6 +428,25 @@ def cmd_demo(args) -> int:
     _print_final(metrics, out)
     print(f"predictions drawn in {out / 'predictions'}")
     return 0
+
+
+def demo_batch_settings(
+    settings: dict, batch_size: int | None, lr: float | None = None, warmup_iters: int | None = None
+) -> dict:
+    """A demo's batch size, peak lr and warm-up, from its ``settings`` and what the command line gave.
+
+    A batch other than the demo's own scales the lr with the square root of the ratio (batch 8: 6e-3 -> 4.2e-3,
+    near the 4e-3 measured in BENCHMARKS.md) and keeps the warm-up's number of images (batch 8: 200 steps).
+    """
+    batch = settings["batch_size"] if batch_size is None else batch_size
+    if batch < 1:
+        raise CenterNetError(f"batch_size={batch!r} is out of range; expected >= 1")
+    ratio = batch / settings["batch_size"]
+    return {
+        "batch_size": batch,
+        "lr": settings["lr"] * math.sqrt(ratio) if lr is None else lr,
+        "warmup_iters": round(settings["warmup_iters"] / ratio) if warmup_iters is None else warmup_iters,
+    }
 
 
 def _demo_setup(task: str):

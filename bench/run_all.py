@@ -11,7 +11,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 SCRIPTS = (
-    "model_size.py", "train_step.py", "loader.py", "encode.py", "inference.py", "train_throughput.py", "memory.py",
+    "model_size.py", "train_step.py", "optimizer_step.py", "loader.py", "encode.py", "inference.py",
+    "train_throughput.py", "memory.py",
 )
 
 parser = argparse.ArgumentParser()

@@ -53,13 +53,15 @@ def step_fn(size: int, batch: int, precision: str, num_classes: int = 4, targets
     return step
 
 
-def encoded_targets(size: int, batch: int, num_classes: int, sparse: bool, objects: int = 10) -> dict:
+def encoded_targets(
+    size: int, batch: int, num_classes: int, sparse: bool, objects: int = 10, box_loss: str = "l1"
+) -> dict:
     """A batch of targets for ``objects`` random boxes per image (the same boxes for both forms)."""
     from torch.utils.data import default_collate
 
     rng = np.random.default_rng(0)
     out = size // 4
-    encoder = DetectionTask(num_classes, sparse_targets=sparse).encoder()
+    encoder = DetectionTask(num_classes, sparse_targets=sparse, box_loss=box_loss).encoder()
     items = []
     for _ in range(batch):
         centre, side = rng.uniform(0, out, (objects, 2)), rng.uniform(2, out / 3, (objects, 2))

@@ -264,7 +264,9 @@ def test_cli_export_then_predict_with_onnxruntime_matches_torch(trained_run, tmp
     theirs = _rows_by_image(json.loads((tmp_path / "pt" / "predictions.json").read_text()))
     assert ours.keys() == theirs.keys() and sum(len(v) for v in ours.values()) > 0
     for name in ours:  # rows within the tolerance of the 0.05 threshold may fall either side of it
-        assert_same_rows(_above(theirs[name], 0.05 + SCORE_ATOL)[None], _above(ours[name], 0.05 + SCORE_ATOL)[None])
+        # predictions.json rounds coordinates to 0.01 px: a value at a rounding boundary may land either side
+        assert_same_rows(_above(theirs[name], 0.05 + SCORE_ATOL)[None], _above(ours[name], 0.05 + SCORE_ATOL)[None],
+                         box_atol=0.01 + BOX_ATOL)
 
 
 def test_onnxruntime_equals_pytorch_on_real_images(trained_run, tmp_path):
@@ -281,7 +283,7 @@ def test_onnxruntime_equals_pytorch_on_real_images(trained_run, tmp_path):
         (rows,) = session.run(None, {"images": images.numpy()})
         with torch.no_grad():
             eager = module(images).numpy()
-        assert (eager[..., 4] > 0.3).any()  # it sees the objects
+        assert (eager[..., 4] > 0.2).any()  # it sees the objects (an untrained model's scores stay near its 0.1 prior)
         assert_same_rows(eager, rows)
 
 

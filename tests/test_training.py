@@ -45,6 +45,44 @@ def test_fp16_needs_a_gpu_and_its_scaler_is_a_pass_through_elsewhere(tmp_path):
     assert not scaler.is_enabled() and scaler.scale(loss) is loss
 
 
+def test_auto_precision_takes_bf16_only_where_the_probe_finds_it_faster(monkeypatch):
+    import torch
+
+    from centernet.engine import precision
+
+    cpu = torch.device("cpu")
+    for speedup, expected in ((2.5, "bf16"), (1.1, "bf16"), (1.05, "fp32"), (0.72, "fp32"), (None, "fp32")):
+        monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda speedup=speedup: speedup)
+        assert precision.resolve_precision("auto", cpu) == expected, speedup
+        assert precision.resolve_precision("bf16", cpu) == "bf16"  # a given precision is never second-guessed
+        assert precision.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 0.72)
+    assert precision.auto_precision_note("auto", cpu) == (
+        " (auto: in a probe bf16 + channels_last ran at 0.72x fp32's speed on this CPU)"
+    )
+    assert precision.auto_precision_note("fp32", cpu) == ""
+
+
+def test_the_bf16_probe_measures_without_touching_the_random_state(monkeypatch):
+    import torch
+
+    from centernet.engine import precision
+
+    probe = precision.cpu_bf16_speedup.__wrapped__  # past the cache
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    with torch.no_grad():  # as in prediction: the probe still gets its gradients
+        speedup = probe(repeats=1)
+    assert torch.equal(torch.rand(3), expected)
+    if precision.cpu_has_native_bf16():
+        assert isinstance(speedup, float) and speedup > 0
+    else:
+        assert speedup is None
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert probe(repeats=1) is None
+
+
 def test_progressive_resizing_switches_the_training_input(tmp_path, monkeypatch, capsys):
     """start_input_size before resize_at of training, input_size after: in the batches themselves."""
     import csv
@@ -128,6 +166,36 @@ def test_progressive_resizing_through_several_sizes():
     for name in ("input_size", "input_height"):
         with pytest.raises(CenterNetError, match=rf"{name}=192.0 is out of range"):
             TrainConfig(**{name: 192.0}).validate()
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam"])
+def test_fused_adam_takes_the_same_steps_as_the_reference_loop(optimizer):
+    """make_optimizer picks torch's fused Adam(W) on the CPU; three steps match the for-loop implementation's."""
+    import torch
+
+    from centernet import create_model
+    from centernet.config import TrainConfig
+    from centernet.engine.trainer import make_optimizer, parameter_groups
+
+    torch.manual_seed(0)
+    fused_model = create_model("resnet18", num_classes=2)
+    loop_model = create_model("resnet18", num_classes=2)
+    loop_model.load_state_dict(fused_model.state_dict())
+    cfg = TrainConfig(optimizer=optimizer, lr=1e-2, weight_decay=0.1)
+    fused = make_optimizer(fused_model, cfg)
+    assert fused.defaults["fused"] is True
+    reference = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[optimizer]
+    loop = reference(parameter_groups(loop_model, cfg.weight_decay), lr=1e-2, foreach=False)
+    before = [p.detach().clone() for p in fused_model.parameters()]
+    for _ in range(3):  # the same gradients for both (a backward pass is not bit-reproducible across two models)
+        for p, q in zip(fused_model.parameters(), loop_model.parameters()):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        fused.step()
+        loop.step()
+    for (name, a), b, start in zip(fused_model.named_parameters(), loop_model.parameters(), before):
+        assert not torch.equal(a, start), name  # every parameter moved ...
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name  # ... as the reference loop moved it
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])

@@ -35,7 +35,7 @@ from .checkpoint import save_checkpoint
 from .distributed import all_finite, barrier, broadcast_flags, broadcast_value, init_distributed
 from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
-from .precision import autocast, grad_scaler, memory_format, resolve_precision
+from .precision import auto_precision_note, autocast, grad_scaler, memory_format, resolve_precision
 
 HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")  # every task's COCO box metrics
 
@@ -95,13 +95,23 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (the original's), AdamW or SGD with momentum over :func:`parameter_groups`.
+
+    Adam and AdamW use torch's fused kernel where the parameters allow it: the same update in one pass over each
+    parameter (on 2 CPU cores, 19 ms instead of 36 for the 15 M parameters of ``resnet18_shortcut``, 6 % of a
+    96 px step of batch 8 in bf16; ``bench/optimizer_step.py``).
+    """
     lr = cfg.resolved_lr()
     groups = parameter_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9)
-    return torch.optim.Adam(groups, lr=lr)
+    adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return adam(groups, lr=lr, fused=fused_adam_supported(model.parameters()) or None)
+
+
+def fused_adam_supported(parameters) -> bool:
+    """Whether torch's fused Adam(W) kernel takes these parameters: floating point, on the CPU or a CUDA device."""
+    return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
 
 
 def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -230,7 +240,7 @@ class Trainer:
             f"training {self.info.model_name} on {len(self.dataset)} images, {cfg.epochs} epochs x {steps_per_epoch} "
             f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {base_lr:.2e}{lr_rule} ({cfg.schedule}), "
             f"input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}{resizing}, "
-            f"precision {self.precision}, device {self.device}"
+            f"precision {self.precision}{auto_precision_note(cfg.precision, self.device)}, device {self.device}"
         )
         if self.start_epoch > 1:
             self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")

@@ -106,7 +106,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9)
     adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return adam(groups, lr=lr, fused=fused_adam_supported(model.parameters()) or None)
+    return adam(groups, lr=lr, fused=fused_adam_supported(model.parameters()))
 
 
 def fused_adam_supported(parameters) -> bool:

@@ -140,6 +140,7 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     # --batch-size 2 against the demo's 4 in this test: the lr times sqrt(1/2), the warm-up's images kept
     train_config = checkpoint["train_config"]
     assert train_config["batch_size"] == 2
+    assert train_config["cache_images"] is True  # the demo decodes its images once
     assert train_config["lr"] == pytest.approx(cli.DEMO_DETECT_TRAIN["lr"] * 0.5**0.5)
     assert train_config["warmup_iters"] == 2 * cli.DEMO_DETECT_TRAIN["warmup_iters"]
     assert "final: mAP" in capsys.readouterr().out

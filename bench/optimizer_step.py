@@ -1,9 +1,11 @@
 """Where a training step of the detection demo's model goes, and the Adam(W) implementations side by side.
 
-    python bench/optimizer_step.py [--quick] [--precision fp32]   # a markdown table (--quick: one small size)
+    python bench/optimizer_step.py [--quick] [--precision fp32] [--batch 8]   # a markdown table
 
-``resnet18_shortcut`` with the demo's L1 + GIoU box loss, bf16 + channels_last (or fp32, contiguous), batch 8, at
-the demo's first and last input sizes (96 and 192 px). Each step is split into forward, loss, backward and
+(``--quick``: one small size, 2 repeats.)
+
+``resnet18_shortcut`` with the demo's L1 + GIoU box loss, bf16 + channels_last (or fp32, contiguous), batch 8
+(or ``--batch``), at the demo's first and last input sizes (96 and 192 px). Each step is split into forward, loss, backward and
 optimiser step; the optimiser is torch's AdamW as its for-loop (torch's CPU default), ``foreach`` and ``fused``
 implementations (``trainer.make_optimizer`` uses ``fused``). The three are timed in turn, step after step, so a change in the
 machine's load hits all of them; medians (ms) of the timed steps.
@@ -50,10 +52,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="one small size, 2 repeats: proves the script runs")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    parser.add_argument("--batch", type=int, default=8, help="images per step (default: 8)")
     args = parser.parse_args()
     bf16 = args.precision == "bf16"
     layout = torch.channels_last if bf16 else torch.contiguous_format
-    sizes, batch, repeats = ((64,), 2, 2) if args.quick else ((96, 192), 8, 15)
+    sizes, batch, repeats = ((64,), 2, 2) if args.quick else ((96, 192), args.batch, 15)
     print(machine_header())
     form = "bf16 + channels_last" if bf16 else "fp32"
     print(f"\nresnet18_shortcut, 4 classes, L1 + GIoU, {form}, batch {batch}; ms, median of {repeats} "

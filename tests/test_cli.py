@@ -143,7 +143,9 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     assert train_config["cache_images"] is True  # the demo decodes its images once
     assert train_config["lr"] == pytest.approx(cli.DEMO_DETECT_TRAIN["lr"] * 0.5**0.5)
     assert train_config["warmup_iters"] == 2 * cli.DEMO_DETECT_TRAIN["warmup_iters"]
-    assert "final: mAP" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "final: mAP" in printed
+    assert "cached 16 decoded images" in printed  # the trainer filled the cache, not only recorded the setting
     assert main(["demo", "--out", str(tmp_path / "bad"), "--input-size", "100"]) == 2
     err = capsys.readouterr().err.strip()
     assert "input_size" in err and "100" in err and "multiple of 32" in err and len(err.splitlines()) == 1

@@ -39,8 +39,8 @@ DEMO_TRAIN = dict(
 DEMO_DETECT_TRAIN = {
     **DEMO_TRAIN, "ema": False, "start_input_size": (96, 128), "resize_at": (0.25, 0.5), "cache_images": True,
 }
-# Its 4,000 images are decoded once before the clock starts (about 5 s, 422 MiB), so the two loader processes
-# only crop and encode: in paired one-epoch runs at 96 px (session 17, batch 8, fp32) 500 steps took 86 and 89 s
+# Its 4,000 images are decoded once before the clock starts (4 s, 422 MiB), so the two loader processes
+# only crop, flip and encode: in paired one-epoch runs at 96 px (session 17, batch 8, fp32) 500 steps took 86 and 89 s
 # against 92 and 113 s decoding each PNG every time (BENCHMARKS.md).
 # Its boxes are learnt with a GIoU term beside the paper's L1 (DetectionTask(box_loss="giou")): in equal
 # 30-minute runs mAP 0.806 against 0.765 (AP at IoU 0.9: 0.590 against 0.422), level at 7.5 minutes (0.676 both).

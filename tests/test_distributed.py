@@ -16,9 +16,13 @@ import subprocess
 import sys
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from centernet.data.shapes import ShapesConfig, build_shapes
 from centernet.engine.checkpoint import load_checkpoint
+from centernet.engine.distributed import DistributedContext
+from centernet.engine.precision import agree_on_precision
 
 ONE_OBJECT = ShapesConfig(
     image_size=64, num_train=8, num_val=2, min_size=14, max_size_frac=0.6, mean_objects=1.0,
@@ -57,3 +61,19 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert one["step"] == two["step"] == 4  # 8 images / global batch 4 x 2 epochs: each process saw half
     for name, tensor in one["model"].items():
         torch.testing.assert_close(two["model"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def _agree(rank: int, port: int, answers) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        local = ("bf16", "fp32")[rank]  # as if the two processes' probes had timed bf16 differently
+        answers[rank] = agree_on_precision(local, DistributedContext(rank, 2, rank))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_processes_take_rank_zeros_precision():
+    answers = mp.get_context("spawn").Manager().dict()
+    mp.spawn(_agree, args=(_free_port(), answers), nprocs=2)
+    assert dict(answers) == {0: "bf16", 1: "bf16"}
+    assert agree_on_precision("fp32", DistributedContext()) == "fp32"  # one process: its own choice

@@ -12,6 +12,7 @@ from functools import lru_cache
 import torch
 
 from ..errors import CenterNetError
+from .distributed import DistributedContext, broadcast_flags
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
@@ -86,6 +87,19 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     speedup = cpu_bf16_speedup()
     return "bf16" if speedup is not None and speedup >= BF16_MIN_SPEEDUP else "fp32"
+
+
+def agree_on_precision(precision: str, context: DistributedContext) -> str:
+    """Rank 0's resolved precision on every rank of a CPU run.
+
+    'auto' times bf16 against fp32 in each process (:func:`cpu_bf16_speedup`), and two processes sharing a
+    machine can time it differently; DDP then all-reduces gradients computed in two precisions. On GPUs the
+    choice depends on the device alone, so it needs no agreement; neither does a single process.
+    """
+    if not context.enabled or precision not in ("bf16", "fp32"):
+        return precision
+    (bf16,) = broadcast_flags([precision == "bf16"], context)
+    return "bf16" if bf16 else "fp32"
 
 
 def auto_precision_note(precision: str, device: torch.device) -> str:

@@ -73,7 +73,8 @@ def _agree(rank: int, port: int, answers) -> None:
 
 
 def test_processes_take_rank_zeros_precision():
-    answers = mp.get_context("spawn").Manager().dict()
-    mp.spawn(_agree, args=(_free_port(), answers), nprocs=2)
-    assert dict(answers) == {0: "bf16", 1: "bf16"}
+    with mp.get_context("spawn").Manager() as manager:
+        answers = manager.dict()
+        mp.spawn(_agree, args=(_free_port(), answers), nprocs=2)
+        assert dict(answers) == {0: "bf16", 1: "bf16"}
     assert agree_on_precision("fp32", DistributedContext()) == "fp32"  # one process: its own choice

@@ -5,8 +5,8 @@
 (``--quick``: one small size, 2 repeats.)
 
 ``resnet18_shortcut`` with the demo's L1 + GIoU box loss, bf16 + channels_last (or fp32, contiguous), batch 8
-(or ``--batch``), at the demo's first and last input sizes (96 and 192 px). Each step is split into forward, loss, backward and
-optimiser step; the optimiser is torch's AdamW as its for-loop (torch's CPU default), ``foreach`` and ``fused``
+(or ``--batch``), at the demo's first and last input sizes (96 and 192 px). Each step is split into forward,
+loss, backward and optimiser step; the optimiser is torch's AdamW as its for-loop (torch's CPU default), ``foreach`` and ``fused``
 implementations (``trainer.make_optimizer`` uses ``fused``). The three are timed in turn, step after step, so a change in the
 machine's load hits all of them; medians (ms) of the timed steps.
 """

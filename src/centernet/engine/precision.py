@@ -12,7 +12,7 @@ from functools import lru_cache
 import torch
 
 from ..errors import CenterNetError
-from .distributed import DistributedContext, broadcast_flags
+from .distributed import DistributedContext, broadcast_value
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
@@ -90,16 +90,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def agree_on_precision(precision: str, context: DistributedContext) -> str:
-    """Rank 0's resolved precision on every rank of a CPU run.
+    """Rank 0's resolved precision on every rank.
 
-    'auto' times bf16 against fp32 in each process (:func:`cpu_bf16_speedup`), and two processes sharing a
-    machine can time it differently; DDP then all-reduces gradients computed in two precisions. On GPUs the
-    choice depends on the device alone, so it needs no agreement; neither does a single process.
+    'auto' on a CPU times bf16 against fp32 in each process (:func:`cpu_bf16_speedup`), and two processes
+    sharing a machine can time it differently; DDP would then all-reduce gradients computed in two precisions.
+    Everywhere else the ranks already agree, and the broadcast changes nothing.
     """
-    if not context.enabled or precision not in ("bf16", "fp32"):
+    if not context.enabled:
         return precision
-    (bf16,) = broadcast_flags([precision == "bf16"], context)
-    return "bf16" if bf16 else "fp32"
+    return PRECISIONS[round(broadcast_value(PRECISIONS.index(precision), context))]
 
 
 def auto_precision_note(precision: str, device: torch.device) -> str:

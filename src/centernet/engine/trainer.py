@@ -35,7 +35,9 @@ from .checkpoint import save_checkpoint
 from .distributed import all_finite, barrier, broadcast_flags, broadcast_value, init_distributed
 from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
-from .precision import agree_on_precision, auto_precision_note, autocast, grad_scaler, memory_format, resolve_precision
+from .precision import (
+    agree_on_precision, auto_precision_note, autocast, grad_scaler, memory_format, resolve_precision,
+)
 
 HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")  # every task's COCO box metrics
 
@@ -166,9 +168,7 @@ class Trainer:
         if self.dist.enabled and device == "cuda":
             device = f"cuda:{self.dist.local_rank}"  # one GPU per process
         self.device = torch.device(device)
-        self.precision = resolve_precision(cfg.precision, self.device)
-        if cfg.precision == "auto" and self.device.type == "cpu":
-            self.precision = agree_on_precision(self.precision, self.dist)  # each process timed its own probe
+        self.precision = agree_on_precision(resolve_precision(cfg.precision, self.device), self.dist)
         self.memory_format = memory_format(self.device, self.precision)
         self.model = model.to(self.device).to(memory_format=self.memory_format)
         self.val_split = val_split

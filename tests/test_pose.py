@@ -14,7 +14,7 @@ from centernet.decode_pose import JointSnapSettings, decode_poses, flip_merge_po
 from centernet.errors import CenterNetError
 from centernet.eval.keypoints import coco_keypoint_results_from_predictions, evaluate_coco_keypoints
 from centernet.models.heads import is_heatmap_head
-from centernet.tasks.pose import COCO_PERSON_FLIP_PAIRS, PoseTask
+from centernet.tasks.pose import COCO_PERSON_FLIP_PAIRS, PoseTask, sampled_joint_offset_loss
 
 # ---------------------------------------------------------------- helpers
 
@@ -70,6 +70,17 @@ def random_people(num_people: int, num_joints: int, out_hw: tuple[int, int], see
 def encode_people(task: PoseTask, people: tuple, out_hw: tuple[int, int]) -> dict[str, np.ndarray]:
     boxes, keypoints, labels = people
     return task.encoder()(boxes, labels, keypoints, out_hw)
+
+
+def assert_regressed_joints(outputs: dict[str, torch.Tensor], keypoints: np.ndarray) -> None:
+    """The joints regressed from the centres of ``outputs`` (no snapping) are the labelled ``keypoints`` (N, J, 3),
+    for persons side by side in columns."""
+    regressed = decode_poses(outputs, k=len(keypoints), snap=JointSnapSettings(score_threshold=1.0))
+    order = regressed["boxes"][0, :, 0].argsort()
+    for n, joints in enumerate(keypoints):
+        labelled = joints[:, 2] > 0
+        found = regressed["keypoints"][0, order[n], :, :2].numpy()
+        np.testing.assert_allclose(found[labelled], joints[labelled, :2], atol=1e-4)
 
 
 def collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
@@ -135,11 +146,12 @@ def test_empty_image():
 # ---------------------------------------------------------------- encode -> decode
 
 
+@pytest.mark.parametrize("peak", ["score_distance", "nearest"])
 @pytest.mark.parametrize("num_joints", [17, 5])
-def test_encode_decode_round_trip(num_joints):
+def test_encode_decode_round_trip(num_joints, peak):
     out_hw = (40, 48)
     boxes, keypoints, labels = random_people(3, num_joints, out_hw, seed=num_joints)
-    task = PoseTask(num_joints=num_joints)
+    task = PoseTask(num_joints=num_joints, snap=JointSnapSettings(peak=peak))
     targets = task.encoder()(boxes, labels, keypoints, out_hw)
     outputs = outputs_from_targets(targets, num_joints, out_hw)
     to_original = torch.tensor([[[4.0, 0.0, -3.0], [0.0, 4.0, 5.0]]])
@@ -204,8 +216,8 @@ def one_person_outputs(peaks: list[tuple[int, int, float]], regressed_dx: float 
         ([(22, 16, 0.9), (18, 19, 0.9)], 4.5, None, None),     # nearest is outside: kept, as the original
     ],
 )
-def test_snap_rule(peaks, dx, snapped_to, score):
-    dets = decode_poses(one_person_outputs(peaks, dx), k=5)  # top-5 peaks per joint channel, as persons
+def test_nearest_peak_rule(peaks, dx, snapped_to, score):
+    dets = decode_poses(one_person_outputs(peaks, dx), k=5, snap=JointSnapSettings(peak="nearest"))  # top-5 peaks
     assert torch.allclose(dets["boxes"][0, 0], torch.tensor([11.0, 11.0, 21.0, 21.0]))
     x, y, s = dets["keypoints"][0, 0, 0].tolist()
     if snapped_to is None:  # the regressed position, scored by the heatmap at its pixel
@@ -213,6 +225,68 @@ def test_snap_rule(peaks, dx, snapped_to, score):
         assert s == pytest.approx(torch.sigmoid(torch.tensor(-10.0)).item(), rel=1e-4)
     else:
         assert (x, y) == pytest.approx(snapped_to) and s == pytest.approx(score, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "peaks, dx, snapped_to, score",
+    [
+        ([(19, 16, 0.9)], 2.0, (19.25, 16.5), 0.9),                  # one clean peak: as the nearest rule
+        ([(18, 16, 0.15), (19, 18, 0.9)], 2.0, (19.25, 18.5), 0.9),  # a strong peak 2.8 away beats a weak one 0.6 away
+        ([(18, 16, 0.5), (19, 18, 0.55)], 2.0, (18.25, 16.5), 0.5),  # of two alike, the nearer
+        ([(22, 16, 0.9), (19, 18, 0.9)], 4.5, (19.25, 18.5), 0.9),   # nearest outside the box: the next inside it
+        ([(12, 16, 0.9)], 2.0, None, None),                          # no peak in reach: regressed, low score
+        ([(19, 17, 0.08)], 2.0, None, None),                         # below 0.1: not a peak
+    ],
+)
+def test_score_distance_peak_rule(peaks, dx, snapped_to, score):
+    dets = decode_poses(one_person_outputs(peaks, dx), k=5)  # the default rule
+    x, y, s = dets["keypoints"][0, 0, 0].tolist()
+    if snapped_to is None:
+        assert (x, y) == pytest.approx((16 + dx, 16.0))
+        assert s == pytest.approx(torch.sigmoid(torch.tensor(-10.0)).item(), rel=1e-4)
+    else:
+        assert (x, y) == pytest.approx(snapped_to) and s == pytest.approx(score, rel=1e-4)
+
+
+def test_the_rules_differ_only_where_a_weak_peak_is_nearer():
+    weak_near = one_person_outputs([(18, 16, 0.15), (19, 18, 0.9)])
+    nearest = decode_poses(weak_near, k=5, snap=JointSnapSettings(peak="nearest"))["keypoints"][0, 0, 0]
+    assert nearest.tolist() == pytest.approx([18.25, 16.5, 0.15], rel=1e-4)
+    with pytest.raises(ValueError, match="peak"):
+        JointSnapSettings(peak="closest")
+
+
+class FixedMaps(torch.nn.Module):
+    """A 'model' that returns the same output maps for any image batch."""
+
+    def __init__(self, maps: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.names = list(maps)
+        for name, value in maps.items():
+            self.register_buffer(name, value)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        zero = x.mean() * 0  # keeps the input in the traced graph
+        return {name: getattr(self, name).expand(x.shape[0], -1, -1, -1) + zero for name in self.names}
+
+
+@pytest.mark.parametrize("peak, joint", [("score_distance", (19.25, 18.5)), ("nearest", (18.25, 16.5))])
+def test_exported_rows_follow_the_tasks_peak_rule(tmp_path, peak, joint):
+    from centernet.export import _quiet_tracing, export_module
+
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    maps = one_person_outputs([(18, 16, 0.15), (19, 18, 0.9)])  # a weak peak near, a strong one in reach
+    task = PoseTask(num_joints=1, snap=JointSnapSettings(peak=peak))
+    # K = 5 persons, so 5 peaks per joint channel (one would leave the rules nothing to choose from).
+    module = export_module(FixedMaps(maps), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), max_detections=5, task=task)
+    images = torch.zeros(1, 3, 128, 128)
+    rows = module(images)  # (1, 5, 6 + 3): box, score, class, then the joint in input pixels (stride 4)
+    assert rows[0, 0, 6:8].tolist() == pytest.approx([4 * joint[0], 4 * joint[1]])
+    path = tmp_path / "pose.onnx"
+    with _quiet_tracing():
+        torch.onnx.export(module, (images,), str(path), input_names=["images"], output_names=["rows"], dynamo=False)
+    (onnx_rows,) = onnxruntime.InferenceSession(str(path)).run(None, {"images": images.numpy()})
+    np.testing.assert_allclose(onnx_rows[:, 0], rows[:, 0].detach().numpy(), atol=1e-4)  # the rest tie at the prior
 
 
 def test_regressed_joint_off_the_map_scores_zero():
@@ -296,12 +370,7 @@ def test_flip_merge_recovers_any_figure_exactly():
         assert torch.allclose(merged[name].flatten(2)[..., centres], first[name].flatten(2)[..., centres], atol=1e-5)
     assert torch.equal(merged["joint_subpixel"], first["joint_subpixel"])
     # The regressed joints alone (no snapping) come back exactly: x offsets merge as 1 - x, not -x.
-    regressed = decode_poses(merged, k=2, snap=JointSnapSettings(score_threshold=1.0))
-    order = regressed["boxes"][0, :, 0].argsort()
-    for n, joints in enumerate(keypoints):
-        labelled = joints[:, 2] > 0
-        found = regressed["keypoints"][0, order[n], :, :2].numpy()
-        np.testing.assert_allclose(found[labelled], joints[labelled, :2], atol=1e-4)
+    assert_regressed_joints(merged, keypoints)
 
 
 # ---------------------------------------------------------------- loss
@@ -398,3 +467,78 @@ def test_keypoint_evaluation_needs_sigmas_beyond_coco():
     bad = [{"image_id": 1, "category_id": 1, "keypoints": [1.0] * 6, "score": 1.0}]
     with pytest.raises(CenterNetError, match="15"):
         evaluate_coco_keypoints(gt, bad, sigmas=[0.1] * 5)
+
+
+# ---------------------------------------------------------------- joint offsets learnt over the Gaussian
+
+
+def gaussian_offset_outputs(targets: dict, num_joints: int, out_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """A perfect network for ``joint_offsets_at="gaussian"``: at each pixel of a person's Gaussian (the person
+    whose Gaussian is highest there) the joint offsets hold each joint minus that pixel."""
+    h, w = out_hw
+    outputs = outputs_from_targets(targets, num_joints, out_hw)
+    joint_offset = outputs["joint_offset"].view(2 * num_joints, h, w)
+    best = torch.zeros(h, w)
+    for m in np.flatnonzero(targets["mask"]):
+        cy, cx = divmod(int(targets["index"][m]), w)
+        r = int(targets["person_radius"][m])
+        sigma = (2 * r + 1) / 6
+        for y in range(max(0, cy - r), min(h, cy + r + 1)):
+            for x in range(max(0, cx - r), min(w, cx + r + 1)):
+                value = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma * sigma))
+                if value > best[y, x]:
+                    best[y, x] = value
+                    to_centre = torch.tensor([cx - x, cy - y], dtype=torch.float32).repeat(num_joints)
+                    joint_offset[:, y, x] = torch.from_numpy(targets["joint_offset"][m]) + to_centre
+    return outputs
+
+
+@pytest.mark.parametrize("num_joints", [17, 5])
+def test_gaussian_joint_offsets_round_trip_even_a_pixel_off_the_centre(num_joints):
+    out_hw = (40, 48)
+    boxes, keypoints, labels = random_people(3, num_joints, out_hw, seed=num_joints)
+    task = PoseTask(num_joints=num_joints, joint_offsets_at="gaussian")
+    targets = task.encoder()(boxes, labels, keypoints, out_hw)
+    assert (targets["person_radius"][targets["mask"] > 0] >= 1).all()
+    outputs = gaussian_offset_outputs(targets, num_joints, out_hw)
+    assert task.loss(outputs, collate([targets]))["joint_offset_loss"].item() < 1e-5
+    # Move each person's peak one pixel right: the regressed joints (no snapping) stay where they are.
+    heatmap = outputs["heatmap"].view(-1)
+    for m in np.flatnonzero(targets["mask"]):
+        heatmap[int(targets["index"][m]) + 1] = 20.0
+    regressed = decode_poses(outputs, k=3, snap=JointSnapSettings(score_threshold=1.0))["keypoints"][0]
+    for joints in keypoints:
+        labelled = joints[:, 2] > 0
+        error = np.abs(regressed[:, labelled, :2].numpy() - joints[None, labelled, :2]).max(axis=(1, 2))
+        assert error.min() < 1e-4
+    # The paper's centre-only loss sees none of this: it reads the centre alone.
+    centre_only = PoseTask(num_joints=num_joints).loss(outputs, collate([targets]))["joint_offset_loss"]
+    assert centre_only.item() < 1e-5
+
+
+def test_gaussian_joint_offsets_merge_under_flip():
+    out_hw = (32, 40)
+    task = PoseTask(num_joints=17, flip_idx=COCO_PERSON_FLIP_PAIRS, joint_offsets_at="gaussian")
+    boxes, keypoints, labels = random_people(2, 17, out_hw, seed=11)
+    perm = flip_permutation(task.flip_idx, 17)
+    first = gaussian_offset_outputs(task.encoder()(boxes, labels, keypoints, out_hw), 17, out_hw)
+    mirror_boxes, mirror_keypoints = mirrored(boxes, keypoints, out_hw[1], perm)
+    second = gaussian_offset_outputs(task.encoder()(mirror_boxes, labels, mirror_keypoints, out_hw), 17, out_hw)
+    merged = task.flip_merge({name: torch.cat([first[name], second[name]]) for name in first})
+    assert_regressed_joints(merged, keypoints)
+
+
+def test_joint_offset_loss_at_centres_is_the_mean_over_labelled_coordinates():
+    out_hw = (24, 24)
+    targets = collate([encode_people(PoseTask(num_joints=5), random_people(2, 5, out_hw, seed=3), out_hw)])
+    prediction = torch.randn(1, 10, *out_hw)
+    errors = []
+    for m in np.flatnonzero(targets["mask"][0].numpy()):
+        y, x = divmod(int(targets["index"][0, m]), out_hw[1])
+        labelled = targets["joint_offset_mask"][0, m] > 0
+        errors += (prediction[0, :, y, x] - targets["joint_offset"][0, m]).abs()[labelled].tolist()
+    assert len(errors) == 2 * 2 * 4  # two persons, four labelled joints each, x and y
+    loss = sampled_joint_offset_loss(prediction, targets, gaussian=False)
+    assert loss.item() == pytest.approx(np.mean(errors), rel=1e-4)
+    with pytest.raises(ValueError, match="joint_offsets_at"):
+        PoseTask(num_joints=5, joint_offsets_at="everywhere")

@@ -16,6 +16,7 @@ import torch
 from centernet.data.dataset import DetectionDataset
 from centernet.data.samples import DatasetSplit, DetectionSample, KeypointSpec
 from centernet.data.transforms import AugmentConfig
+from centernet.errors import CenterNetError
 from centernet.tasks import build_task, task_from_split
 from centernet.tasks.pose import PoseTask
 
@@ -73,6 +74,14 @@ def test_task_config_round_trip_rebuilds_the_same_task(tmp_path):
     assert rebuilt.heads() == task.heads() and rebuilt.flip_perm == FLIP
     assert list(map(tuple, rebuilt.skeleton)) == [(0, 1), (0, 2), (1, 3), (2, 4)]
     assert rebuilt.sigmas == [0.08] * J
+    assert rebuilt.snap.peak == "score_distance"  # the default, recorded
+    original = task_from_split("pose", pose_split(tmp_path), {"joint_peak": "nearest"})
+    assert build_task("pose", 1, original.config()).snap.peak == "nearest"
+    # A checkpoint written before the option existed gets the default.
+    assert build_task("pose", 1, {k: v for k, v in task.config().items() if k != "joint_peak"}).snap.peak == (
+        "score_distance")
+    with pytest.raises(CenterNetError, match="joint_peak"):
+        task_from_split("pose", pose_split(tmp_path), {"joint_peak": "closest"})
 
 
 def test_pose_task_needs_keypoints_in_the_data(tmp_path):

@@ -8,13 +8,18 @@ an exported graph. Follows the original's ``multi_pose_decode``:
 3. every joint channel of the keypoint heatmap gives its own peaks (3x3 max-pool, top-K per
    channel), each placed at ``peak + joint_subpixel``; a peak counts only if its score is
    above ``score_threshold`` (0.1);
-4. each regressed joint takes the NEAREST counting peak of its channel, and is snapped to it
-   only if that peak lies inside the person's box (borders included) and within
-   ``max_distance`` (0.3) x max(box width, box height) of the regressed position; otherwise
-   the regressed position is kept. As the original: the nearest peak is chosen first and then
-   tested, so a nearest peak outside the box is not replaced by a farther one inside it (the
-   paper's wording, "closest detected keypoint ... within the bounding box", would be the
-   other way round).
+4. each regressed joint is moved onto a counting peak of its channel that lies inside the
+   person's box (borders included) and within ``max_distance`` (0.3) x max(box width, box height)
+   of the regressed position, or keeps its regressed position when there is none. Which peak
+   (``JointSnapSettings.peak``):
+
+   * ``"score_distance"`` (the default): the one with the highest
+     ``score / (1 + distance / (distance_scale x max(box w, box h)))``, with ``distance_scale`` 1, so
+     a strong peak a little farther away beats a weak false one next to the regressed joint, and
+     distance decides only between peaks of about the same score (BENCHMARKS.md, "Human pose");
+   * ``"nearest"`` (the original's): the nearest counting peak, chosen first and then tested, so a
+     nearest peak outside the box is not replaced by a farther one inside it (the paper's wording,
+     "closest detected keypoint ... within the bounding box", would be the other way round).
 
 Difference: the original writes a score of 1 for every joint. Here a snapped joint scores its
 peak's heatmap probability, and a kept regressed joint the heatmap probability (before peak
@@ -37,6 +42,7 @@ from .engine.tta import merge_flip
 from .losses import gather_at_index
 
 __all__ = [
+    "JOINT_PEAK_RULES",
     "JointSnapSettings",
     "decode_poses",
     "flip_merge_pose",
@@ -46,13 +52,26 @@ __all__ = [
 ]
 
 
+# How a regressed joint picks its heatmap peak: the original's first.
+JOINT_PEAK_RULES = ("nearest", "score_distance")
+
+
 @dataclass
 class JointSnapSettings:
-    """When a regressed joint is moved onto a peak of its keypoint heatmap (the original's fixed values)."""
+    """When and where a regressed joint is moved onto a peak of its keypoint heatmap (see the module's step 4)."""
 
+    peak: str = "score_distance"  # "score_distance" (default) or "nearest" (the original's)
     score_threshold: float = 0.1  # a heatmap peak counts only with a probability above this
     max_distance: float = 0.3     # snap only within this fraction of max(box w, box h)
+    distance_scale: float = 1.0   # "score_distance": the distance, as a fraction of max(box w, box h), that halves a
+                                  # peak's weight (1.0: within max_distance the score decides, distance breaks near-ties)
     kernel: int = 3               # max-pool window that finds the peaks
+
+    def __post_init__(self) -> None:
+        if self.peak not in JOINT_PEAK_RULES:
+            raise ValueError(f"JointSnapSettings: peak={self.peak!r}; expected one of {JOINT_PEAK_RULES}")
+        if self.distance_scale <= 0:
+            raise ValueError(f"JointSnapSettings: distance_scale={self.distance_scale!r}; expected > 0")
 
 
 def decode_poses(
@@ -83,7 +102,7 @@ def snap_joints_to_peaks(
     joint_subpixel: torch.Tensor,   # (B, 2, h, w) sub-pixel offset of each joint peak
     snap: JointSnapSettings,
 ) -> torch.Tensor:
-    """Keypoints (B, K, J, 3) as (x, y, score): each joint on its nearest heatmap peak where the rule allows."""
+    """Keypoints (B, K, J, 3) as (x, y, score): each joint on the heatmap peak the rule picks, where it allows."""
     b, k, j, _ = regressed.shape
     h, w = joint_heatmap.shape[-2:]
     peak_xy, peak_score = joint_peaks(joint_heatmap, joint_subpixel, min(k, h * w), snap.kernel)  # (B, J, P, 2/-)
@@ -92,20 +111,28 @@ def snap_joints_to_peaks(
     difference = per_joint[:, :, :, None, :] - peak_xy[:, :, None, :, :]  # (B, J, K, P, 2)
     distance = difference.square().sum(-1).sqrt()  # (B, J, K, P)
     distance = torch.where(counts[:, :, None, :], distance, torch.full_like(distance, float("inf")))
-    nearest_distance, nearest = distance.min(dim=3)  # (B, J, K)
-    nearest_xy = peak_xy.gather(2, nearest[..., None].expand(b, j, k, 2))  # (B, J, K, 2)
-    nearest_score = peak_score.gather(2, nearest)  # (B, J, K)
+    x1, y1, x2, y2 = (boxes[:, None, :, i, None] for i in range(4))  # (B, 1, K, 1) each
+    person_size = torch.maximum(x2 - x1, y2 - y1)  # (B, 1, K, 1)
 
-    x1, y1, x2, y2 = (boxes[:, None, :, i] for i in range(4))  # (B, 1, K) each
-    inside = (nearest_xy[..., 0] >= x1) & (nearest_xy[..., 0] <= x2) & (nearest_xy[..., 1] >= y1) & (
-        nearest_xy[..., 1] <= y2
-    )  # (B, J, K)
-    close = nearest_distance <= snap.max_distance * torch.maximum(x2 - x1, y2 - y1)  # (B, J, K); False for inf
-    snapped = inside & close  # (B, J, K)
+    def allowed(xy: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:  # peaks (B, J, K|1, P', 2) -> (B, J, K, P')
+        inside = (xy[..., 0] >= x1) & (xy[..., 0] <= x2) & (xy[..., 1] >= y1) & (xy[..., 1] <= y2)
+        return inside & (dist <= snap.max_distance * person_size)  # False for inf
+
+    if snap.peak == "nearest":  # choose, then test
+        chosen_distance, chosen = distance.min(dim=3, keepdim=True)  # (B, J, K, 1)
+        chosen_xy = peak_xy.gather(2, chosen[..., 0, None].expand(b, j, k, 2))  # (B, J, K, 2)
+        snapped = allowed(chosen_xy[..., None, :], chosen_distance)[..., 0]  # (B, J, K)
+    else:  # test, then choose the best weighed
+        reach = allowed(peak_xy[:, :, None], distance)  # (B, J, K, P)
+        weight = peak_score[:, :, None, :] / (1 + distance / (snap.distance_scale * person_size).clamp(min=1e-6))
+        best_weight, chosen = torch.where(reach, weight, torch.full_like(weight, -1.0)).max(dim=3)  # (B, J, K)
+        chosen_xy = peak_xy.gather(2, chosen[..., None].expand(b, j, k, 2))  # (B, J, K, 2)
+        snapped = best_weight >= 0
+    chosen_score = peak_score.gather(2, chosen.reshape(b, j, k))  # (B, J, K)
 
     regressed_score = heatmap_at_points(torch.sigmoid(joint_heatmap.float()), per_joint)  # (B, J, K)
-    xy = torch.where(snapped[..., None], nearest_xy, per_joint)  # (B, J, K, 2)
-    score = torch.where(snapped, nearest_score, regressed_score)  # (B, J, K)
+    xy = torch.where(snapped[..., None], chosen_xy, per_joint)  # (B, J, K, 2)
+    score = torch.where(snapped, chosen_score, regressed_score)  # (B, J, K)
     return torch.cat([xy, score[..., None]], dim=-1).permute(0, 2, 1, 3)  # (B, K, J, 3)
 
 

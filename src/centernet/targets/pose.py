@@ -10,6 +10,9 @@ lies inside the map adds
   radius of its box, ``max(0, int(r))``, no other minimum, as there), max-merged (``hm_hp``);
 * ``joint_subpixel``: the joint minus its own integer position, read there (``hp_offset``).
 
+``person_radius`` (M,) is each person's Gaussian radius, for a loss that learns the joint offsets at
+every pixel of the centre's Gaussian (``PoseTask(joint_offsets_at="gaussian")``).
+
 One deliberate difference: a person with no labelled joint (every ``v == 0``) becomes an
 ignore region (its box gets ``ignore = 1``, it has no positive centre and no regression),
 where the original still draws its centre on the heatmap and only drops its size and offset
@@ -84,8 +87,9 @@ class PoseTargetEncoder:
         joint_subpixel = np.zeros((m * k, 2), np.float32)     # (M*K, 2) joint - its integer position
         joint_index = np.zeros((m * k,), np.int64)            # (M*K,) y * w + x of the joint
         joint_mask = np.zeros((m * k,), np.float32)           # (M*K,)
+        radii = np.zeros((m,), np.int64)                      # (M,) each person's Gaussian radius
         for p, ((x1, y1, x2, y2), person) in enumerate(zip(boxes.tolist(), keypoints)):
-            radius = person_radius(x2 - x1, y2 - y1, self.min_overlap, self.exact_radius)
+            radius = radii[p] = person_radius(x2 - x1, y2 - y1, self.min_overlap, self.exact_radius)
             centre_y, centre_x = divmod(int(centre_index[p]), out_w)
             for j, (x, y, v) in enumerate(person.tolist()):
                 if v <= 0 or not (0 <= x < out_w and 0 <= y < out_h):
@@ -104,6 +108,7 @@ class PoseTargetEncoder:
             "joint_subpixel": joint_subpixel,
             "joint_index": joint_index,
             "joint_mask": joint_mask,
+            "person_radius": radii,
         }
 
 

@@ -14,9 +14,12 @@ from typing import Sequence
 import torch
 
 from ..decode import transform_boxes
-from ..decode_pose import JointSnapSettings, decode_poses, flip_merge_pose, flip_permutation, transform_points
-from ..losses import focal_loss_from_logits, gather_at_index, masked_l1_loss
+from ..decode_pose import (
+    JOINT_PEAK_RULES, JointSnapSettings, decode_poses, flip_merge_pose, flip_permutation, transform_points,
+)
+from ..losses import centre_samples, focal_loss_from_logits, gather_at_index, masked_l1_loss, owned_pixels
 from ..targets.pose import PoseTargetEncoder
+from ..targets.sparse import object_pixels
 from .detection import BOX_HEADLINE
 
 # OKS keypoint AP (pycocotools) a pose run reports beside the box metrics.
@@ -24,6 +27,8 @@ KEYPOINT_HEADLINE = ("kp_map", "kp_map50", "kp_map75", "kp_map_medium", "kp_map_
 
 # COCO person_keypoints' left/right joint pairs (eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
 COCO_PERSON_FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple((j, j + 1) for j in range(1, 17, 2))
+# Pose's task options and their choices, the original's first (see ``PoseTask``).
+POSE_OPTIONS = {"joint_peak": JOINT_PEAK_RULES, "joint_offsets_at": ("centre", "gaussian")}
 
 
 @dataclass
@@ -40,7 +45,17 @@ class PoseLossWeights:
 
 @dataclass
 class PoseTask:
-    """Everything pose-specific, so the model and trainer stay generic."""
+    """Everything pose-specific, so the model and trainer stay generic.
+
+    ``snap.peak`` (the ``joint_peak`` option): which joint-heatmap peak a regressed joint moves onto, the one
+    weighed best by score and distance (default) or the nearest (the original's); see ``decode_pose``.
+
+    ``joint_offsets_at``: the original learns each person's joint offsets at its centre pixel alone
+    (``"centre"``), so a centre peak one pixel off reads offsets never trained there. ``"gaussian"`` learns
+    them at every pixel of the centre's Gaussian, weighted by it and normalised per person, the target at a
+    pixel being the joint minus that pixel (TTFNet's regression samples, as detection's ``regress_at``).
+    Decoding is the same either way.
+    """
 
     num_joints: int
     num_classes: int = 1
@@ -50,6 +65,7 @@ class PoseTask:
     exact_radius: bool = False
     weights: PoseLossWeights = field(default_factory=PoseLossWeights)
     snap: JointSnapSettings = field(default_factory=JointSnapSettings)
+    joint_offsets_at: str = "centre"                    # where joint offsets are learnt: "centre" or "gaussian"
     joint_names: Sequence[str] = ()                     # K names ("" or empty when the data has none)
     skeleton: Sequence[tuple[int, int]] = ()            # 0-based joint pairs, for drawing
     sigmas: Sequence[float] | None = None               # K OKS sigmas; None: COCO's (K = 17 only)
@@ -62,6 +78,9 @@ class PoseTask:
         if self.num_joints < 1:
             raise ValueError(f"PoseTask: num_joints={self.num_joints}; expected >= 1")
         flip_permutation(self.flip_idx, self.num_joints)  # fails early on a bad flip_idx
+        if self.joint_offsets_at not in POSE_OPTIONS["joint_offsets_at"]:
+            raise ValueError(f"PoseTask: joint_offsets_at={self.joint_offsets_at!r}; expected one of "
+                             f"{POSE_OPTIONS['joint_offsets_at']}")
         if self.sigmas is not None and len(self.sigmas) != self.num_joints:
             raise ValueError(f"PoseTask: {len(self.sigmas)} OKS sigmas for {self.num_joints} joints")
 
@@ -70,12 +89,16 @@ class PoseTask:
         """Joint j of an image is joint ``flip_perm[j]`` of its mirror."""
         return flip_permutation(self.flip_idx, self.num_joints)
 
+    def options(self) -> dict[str, str]:
+        return {"joint_peak": self.snap.peak, "joint_offsets_at": self.joint_offsets_at}
+
     def config(self) -> dict:
-        """What a checkpoint carries to rebuild this task (plain lists and numbers)."""
+        """What a checkpoint carries to rebuild this task (plain lists and numbers), its options included."""
         return {
             "num_joints": self.num_joints, "flip_idx": self.flip_perm, "joint_names": list(self.joint_names),
             "skeleton": [list(map(int, pair)) for pair in self.skeleton],
             "sigmas": None if self.sigmas is None else [float(x) for x in self.sigmas],
+            **self.options(),
         }
 
     def evaluate(self, split, predictions: list[dict], image_ids: list[int]) -> dict:
@@ -119,9 +142,7 @@ class PoseTask:
         heatmap = focal_loss_from_logits(outputs["heatmap"], targets["heatmap"], ignore)
         size = masked_l1_loss(outputs["size"], targets["index"], targets["mask"], targets["size"])
         offset = masked_l1_loss(outputs["offset"], targets["index"], targets["mask"], targets["offset"])
-        joint_offset = coordinate_masked_l1_loss(
-            outputs["joint_offset"], targets["index"], targets["joint_offset_mask"], targets["joint_offset"]
-        )
+        joint_offset = sampled_joint_offset_loss(outputs["joint_offset"], targets, self.joint_offsets_at == "gaussian")
         joint_heatmap = focal_loss_from_logits(outputs["joint_heatmap"], targets["joint_heatmap"], ignore)
         joint_subpixel = masked_l1_loss(
             outputs["joint_subpixel"], targets["joint_index"], targets["joint_mask"], targets["joint_subpixel"]
@@ -156,16 +177,29 @@ class PoseTask:
         return flip_merge_pose(outputs, self.flip_idx)
 
 
-def coordinate_masked_l1_loss(
-    prediction: torch.Tensor,  # (B, D, h, w) regression map
-    index: torch.Tensor,       # (B, M) flat centre positions
-    mask: torch.Tensor,        # (B, M, D) 1 for every coordinate that has a target
-    target: torch.Tensor,      # (B, M, D)
+def sampled_joint_offset_loss(
+    prediction: torch.Tensor,           # (B, 2J, h, w) joint offsets, (x, y) per joint
+    targets: dict[str, torch.Tensor],   # index, mask (B, M); joint_offset, joint_offset_mask (B, M, 2J); person_radius
+    gaussian: bool,
 ) -> torch.Tensor:
-    """L1 at the centres, with a mask per coordinate, averaged over the masked coordinates.
+    """L1 of the joint offsets at each person's regression samples, over its labelled coordinates.
 
-    As the original's RegWeightedL1Loss (for joints: a person's unlabelled joints carry no loss).
+    Samples: the integer centre alone (the original's ``RegWeightedL1Loss``: unlabelled joints carry no loss),
+    or with ``gaussian`` every pixel of the centre's Gaussian, weighted by it so a person's weights sum to 1,
+    where the target is the joint minus that pixel. Either way an average over the labelled coordinates.
     """
-    pred = gather_at_index(prediction.float(), index)  # (B, M, D)
-    m = mask.float()
-    return (torch.abs(pred - target.float()) * m).sum() / (m.sum() + 1e-4)
+    index, mask = targets["index"], targets["mask"]                                   # (B, M) each
+    out_h, out_w = prediction.shape[2:]
+    if gaussian:
+        pixels = object_pixels(index, mask, targets["person_radius"], (out_h, out_w))
+        samples = owned_pixels(pixels, tuple(mask.shape), (out_h, out_w))
+    else:
+        samples = centre_samples(index, mask, out_w)
+    b, m, y, x, weight = samples                                                      # (T,) each
+    centre = index[b, m]
+    to_centre = torch.stack([centre % out_w - x, centre // out_w - y], 1)            # (T, 2), 0 at centres
+    num_joints = prediction.shape[1] // 2
+    target = targets["joint_offset"][b, m].float() + to_centre.repeat(1, num_joints)  # (T, 2J)
+    labelled = targets["joint_offset_mask"][b, m].float() * weight[:, None]           # (T, 2J)
+    error = torch.abs(prediction.float()[b, :, y, x] - target) * labelled
+    return error.sum() / (labelled.sum() + 1e-4)

@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
+TASK   ?= detect   # make demo TASK=pose (or 3d)
 
 .PHONY: setup demo test bench clean
 
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/centernet demo --out runs/demo
+	$(VENV)/bin/centernet demo --task $(strip $(TASK))
 
 test: setup
 	$(PY) -m pytest tests

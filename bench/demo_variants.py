@@ -1,11 +1,11 @@
-"""Equal-time runs of the detection demo's recipe with one thing changed, for choosing that recipe.
+"""Equal-time runs of a demo's recipe with one thing changed, for choosing that recipe.
 
-    python bench/demo_variants.py NAME MINUTES [setting=value ...] [variant=value ...]
+    python bench/demo_variants.py [--task pose] NAME MINUTES [setting=value ...] [variant=value ...]
 
-Trains ``resnet18_shortcut`` on the demo's shapes set (built by ``make demo``, or any folder given with
-``--data``) with the demo's settings (``cli.DEMO_DETECT_TRAIN`` and ``DEMO_TASK_OPTIONS``) for MINUTES, then
-validates once; the run
-goes to ``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
+Trains the demo's model (``cli.DEMO_MODEL``; ``model=NAME`` for another) on the demo's built-in set (for
+detection the shapes folder built by ``make demo``, or any folder given with ``--data``) with the demo's
+settings (``cli.demo_setup`` and ``DEMO_TASK_OPTIONS``) for MINUTES, then validates once; the run goes to
+``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
 ``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``,
 ``start_input_size=96,128 resize_at=0.25,0.5``; the demo's own are those two since session 14, so rows measured
 before it add ``start_input_size=128 resize_at=0.5``). The
@@ -17,7 +17,12 @@ variants are changes that are not settings of the package, patched in for the ru
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
 - ``regress_at=gaussian``, ``box_loss=l1``: detection task options (``DETECTION_OPTIONS``; the demo's
-  ``box_loss`` is ``giou`` since session 10, so ``box_loss=l1`` gives the earlier rows' recipe).
+  ``box_loss`` is ``giou`` since session 10, so ``box_loss=l1`` gives the earlier rows' recipe);
+- ``joint_peak=nearest``, ``joint_offsets_at=gaussian``: pose task options (``POSE_OPTIONS``);
+- ``model=resnet18``: the architecture.
+
+The loss-weight, ``head_bn`` and ``shortcut_depth`` variants patch detection's classes and apply to ``--task
+detect`` only.
 
 Run them one at a time on an idle machine: the clock decides the step count.
 """
@@ -34,13 +39,13 @@ import torch.nn as nn
 import centernet.models.centernet as model_module
 import centernet.tasks.detection as detection
 from centernet import CenterNet
-from centernet.cli import DEMO_DETECT_TRAIN, DEMO_SHAPES, DEMO_TASK_OPTIONS
+from centernet.cli import DEMO_MODEL, DEMO_TASK_OPTIONS, demo_setup
 from centernet.config import TrainConfig
 from centernet.data import default_cache_dir
-from centernet.data.shapes import ShapesConfig, build_shapes
+from centernet.data.shapes import build_shapes
 from centernet.models.heads import Head
 from centernet.models.necks import ShortcutUpsampleNeck
-from centernet.tasks.detection import DETECTION_OPTIONS
+from centernet.tasks import TASK_OPTIONS, TASKS
 
 
 class NormedHead(Head):
@@ -91,11 +96,13 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("minutes", type=float)
     parser.add_argument("changes", nargs="*", help="setting=value or variant=value")
-    parser.add_argument("--data", default=None, help="a shapes folder (default: the demo's, built if missing)")
+    parser.add_argument("--data", default=None, help="detect: a shapes folder (default: the demo's, built if missing)")
+    parser.add_argument("--task", choices=TASKS, default="detect", help="whose demo (default detect)")
     args = parser.parse_args()
-    settings = {**DEMO_DETECT_TRAIN, "time_limit": args.minutes}
-    head_conv = None
-    task_options = dict(DEMO_TASK_OPTIONS["detect"])
+    data, data_config, demo_settings = demo_setup(args.task)
+    settings = {**demo_settings, "time_limit": args.minutes}
+    head_conv, model_name = None, DEMO_MODEL[args.task]
+    task_options = dict(DEMO_TASK_OPTIONS.get(args.task, {}))
     weights = {f.name: f.default for f in fields(detection.DetectionLossWeights)}
     for change in args.changes:
         key, _, value = change.partition("=")
@@ -106,15 +113,19 @@ def main() -> None:
             model_module.Head = NormedHead
         elif key == "shortcut_depth":
             model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
-        elif key in DETECTION_OPTIONS:
+        elif key in TASK_OPTIONS.get(args.task, {}):
             task_options[key] = value
         elif key == "head_conv":
             head_conv = int(value)
+        elif key == "model":
+            model_name = value
         else:
             settings[key] = parse_setting(key, value)
-    data = args.data or build_shapes(default_cache_dir() / "datasets", ShapesConfig(**DEMO_SHAPES))
-    model = CenterNet("resnet18_shortcut", head_conv=head_conv, task_options=task_options)
-    metrics = model.train(data=data, out=f"runs/variants/{args.name}", progress=False, **settings)
+    if args.task == "detect":  # a folder, so that --data can name another
+        data, data_config = args.data or build_shapes(default_cache_dir() / "datasets", data_config), None
+    model = CenterNet(model_name, task=args.task, head_conv=head_conv, task_options=task_options)
+    metrics = model.train(data=data, out=f"runs/variants/{args.name}", shapes_config=data_config, progress=False,
+                          **settings)
     print(json.dumps({"name": args.name, "changes": args.changes, **{k: v for k, v in metrics.items() if k != "per_class"}}))
 
 

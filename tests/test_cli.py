@@ -154,6 +154,35 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     assert err == "centernet demo: error: batch_size=0 is out of range; expected >= 1"
 
 
+def test_pose_demo_trains_its_recipe_and_reports_keypoint_ap(tmp_path, monkeypatch):
+    """`centernet demo --task pose` on a tiny set: the demo's model, task options and schedule reach the checkpoint,
+    and metrics.json carries OKS AP beside the box metrics."""
+    import json
+
+    import torch
+
+    from centernet import cli
+
+    monkeypatch.setattr(cli, "DEMO_POSE_SHAPES", {**cli.DEMO_POSE_SHAPES, "image_size": 64, "num_train": 8,
+                                                  "num_val": 2, "num_joints": 5})
+    tiny = {**cli.DEMO_POSE_TRAIN, "input_size": 64, "batch_size": 4, "epochs": 2, "start_input_size": (32,),
+            "resize_at": (0.5,)}
+    monkeypatch.setattr(cli, "DEMO_POSE_TRAIN", tiny)
+    out = tmp_path / "demo_pose"
+    assert main(["demo", "--task", "pose", "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"kp_map", "kp_map50", "kp_map75", "map", "map50", "map75"} <= set(metrics)
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["model_name"] == cli.DEMO_MODEL["pose"] == "resnet18_shortcut"
+    expected_options = {"joint_peak": "score_distance", **cli.DEMO_TASK_OPTIONS.get("pose", {})}
+    assert {k: checkpoint["task_config"][k] for k in expected_options} == expected_options
+    train_config = checkpoint["train_config"]
+    for name in ("ema", "cache_images", "batch_size", "lr"):
+        assert train_config[name] == tiny[name], name
+    assert train_config["start_input_size"] == 32 and train_config["resize_at"] == 0.5  # one stage: plain numbers
+    assert len(list((out / "predictions").glob("*_heatmap.jpg"))) == 2
+
+
 def test_demo_batch_settings_scale_the_lr_and_keep_the_warm_up_images():
     from centernet.cli import DEMO_DETECT_TRAIN, demo_batch_settings
 

@@ -49,7 +49,13 @@ DEMO_TASK_OPTIONS = {"detect": {"box_loss": "giou"}}
 
 # The pose and 3D demos: the built-in sets of those tasks, same budget. The 3D set's 640x192 images are trained
 # at their own size (a rectangular input) with no flip (a mirrored image would need a mirrored camera).
-DEMO_POSE_TRAIN = {**DEMO_TRAIN, "input_size": 256}
+# The pose demo trains as the detection demo does: resnet18_shortcut, its 256 px images at 128 px for the first
+# quarter of the clock, 192 for the second and 256 after, decoded once, validating the raw weights. Each of these
+# was chosen in equal 7.5-minute runs (BENCHMARKS.md, "Human pose").
+DEMO_POSE_TRAIN = {
+    **DEMO_TRAIN, "input_size": 256, "ema": False, "start_input_size": (128, 192), "resize_at": (0.25, 0.5),
+    "cache_images": True,
+}
 # Every demo figure faces the viewer, so a person's left is always on the image's right. With half of them
 # turning their back (the set's default), left and right are told apart only by the small face, which a model
 # from scratch has not learned in 10 minutes: it regresses both arms to the middle. In equal 4-minute runs the
@@ -57,10 +63,10 @@ DEMO_POSE_TRAIN = {**DEMO_TRAIN, "input_size": 256}
 DEMO_POSE_SHAPES = dict(back_fraction=0.0)
 DEMO_3D_TRAIN = {**DEMO_TRAIN, "input_size": 640, "input_height": 192, "batch_size": 8, "flip": 0.0}
 DEMO_DATA = {"detect": "shapes", "pose": "shapes_pose", "3d": "shapes3d"}
-# The detection demo's model adds a shortcut from each backbone stage into the upsampling neck: from random
-# weights it learns about twice as fast as the paper's plain ResNet-18 (3-minute runs: mAP 0.130 against 0.065;
-# BENCHMARKS.md). The pose and 3D demos keep the paper's model.
-DEMO_MODEL = {"detect": "resnet18_shortcut", "pose": "resnet18", "3d": "resnet18"}
+# The detection and pose demos' model adds a shortcut from each backbone stage into the upsampling neck: from
+# random weights it forms heatmap peaks much sooner than the paper's plain ResNet-18 (BENCHMARKS.md). The 3D demo
+# keeps the paper's model.
+DEMO_MODEL = {"detect": "resnet18_shortcut", "pose": "resnet18_shortcut", "3d": "resnet18"}
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -87,6 +93,12 @@ def _add_task_option_args(p: argparse.ArgumentParser, defaults: str) -> None:
                    help="detect: L1 on size and offset (the paper), or those plus 1 - GIoU of the box decoded where "
                         f"they are learnt (each centre, or each Gaussian pixel with --regress-at gaussian; default: "
                         f"{defaults})")
+    p.add_argument("--joint-peak", choices=choices["joint_peak"], default=None,
+                   help="pose: the joint-heatmap peak a regressed joint moves onto: the best by score and distance "
+                        "(default) or the nearest (the original)")
+    p.add_argument("--joint-offsets-at", choices=choices["joint_offsets_at"], default=None,
+                   help="pose: learn the joint offsets at each person's centre (the original) or at every pixel of its "
+                        "heatmap Gaussian, weighted by it")
 
 
 def _task_options(args, defaults: dict | None = None) -> dict:
@@ -174,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_option_args(p, "the paper's, but giou for the detect demo")
     p.add_argument("--minutes", type=float, default=DEMO_TRAIN["time_limit"], help="training time budget")
     p.add_argument("--model", default=None,
-                   help="architecture (default: resnet18_shortcut for detect, resnet18 for pose and 3d)")
+                   help="architecture (default: resnet18_shortcut for detect and pose, resnet18 for 3d)")
     p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per step (default: detect and pose 16, 3d 8); a 30-minute run gains from batch 8")
@@ -187,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "3d 640 wide)")
     p.add_argument("--start-input-size", type=int, nargs="+", default=None, metavar="SIDE",
                    help="progressive resizing: the first half of training at these sides, one after the other, "
-                        "then at --input-size (default: detect 96 128, others off; 0: off)")
+                        "then at --input-size (default: detect 96 128, pose 128 192, 3d off; 0: off)")
     p.add_argument("--resize-at", type=float, nargs="+", default=None, metavar="FRACTION",
-                   help="fraction of the clock where each --start-input-size ends (default: detect 0.25 0.5; "
+                   help="fraction of the clock where each --start-input-size ends (default: detect and pose 0.25 0.5; "
                         "the start sizes share the first half equally)")
 
     p = sub.add_parser("train", help="train a detector")
@@ -405,7 +417,7 @@ def cmd_demo(args) -> int:
     task = args.task
     out = Path(args.out or {"detect": "runs/demo", "pose": "runs/demo_pose", "3d": "runs/demo_3d"}[task])
     start = time.perf_counter()
-    data, data_config, settings = _demo_setup(task)
+    data, data_config, settings = demo_setup(task)
     task_options = _task_options(args, DEMO_TASK_OPTIONS.get(task))
     model = CenterNet(args.model or DEMO_MODEL[task], task=task, task_options=task_options)
     settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
@@ -454,7 +466,7 @@ def demo_batch_settings(
     }
 
 
-def _demo_setup(task: str):
+def demo_setup(task: str):
     """(data name, its settings, training settings) of a task's demo."""
     if task == "pose":
         from .data.shapes_pose import ShapesPoseConfig

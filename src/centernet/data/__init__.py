@@ -2,27 +2,37 @@
 
 Formats (detected from the path by :func:`detect_format`; all produce one
 :class:`DatasetSplit`): COCO json, YOLO txt with a ``data.yaml``, Pascal VOC xml, KITTI object folders (3D).
+
+Split names have synonyms (:data:`SPLIT_SYNONYMS`): asked for ``val``, a dataset that has only ``valid``
+(Roboflow's name) or ``validation`` gives that split.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import CenterNetError
 from .coco import read_coco
 from .kitti import kitti_folder, kitti_splits, read_kitti
+from .mixed import is_mixed, read_mixed, splits_in_mixed
 from .samples import IMAGE_DROP_KINDS, DatasetProblem, DatasetSplit, DetectionSample, problem_summary
-from .voc import read_voc
-from .yolo import read_yolo
+from .voc import IMAGE_SUFFIXES, read_voc, xml_folders
+from .yolo import load_yaml, names_file_config, read_yolo
 
 __all__ = [
     "DatasetProblem",
     "DatasetSplit",
     "DetectionSample",
+    "SPLIT_SYNONYMS",
     "available_splits",
     "default_cache_dir",
     "detect_format",
+    "has_split",
+    "hold_out",
     "load_split",
     "problem_summary",
     "read_coco",
@@ -30,13 +40,32 @@ __all__ = [
     "read_split",
     "read_voc",
     "read_yolo",
+    "resolve_split",
+    "subset",
 ]
 
 LAYOUTS = (
-    "a YOLO data.yaml (or a folder holding one), a VOC folder (Annotations/, JPEGImages/, ImageSets/Main/), "
-    "a COCO folder (annotations/instances_<split>.json, images/<split>/), a COCO .json file, "
+    "a YOLO data.yaml (or a folder holding one, or images/ + labels/ + classes.txt), "
+    "a VOC folder (Annotations/, JPEGImages/, ImageSets/Main/), "
+    "a COCO folder (annotations/instances_<split>.json, images/<split>/), COCO split folders (<split>/ holding "
+    "one .json beside its images, as Roboflow exports), a COCO .json file, "
+    "a folder of VOC .xml files (or of split folders of them) with their images, "
     "a KITTI folder (training/{image_2,label_2,calib}), or 'shapes'"
 )
+
+
+# Names that mean the same split; asked for one, a dataset that has only another of its group gives that.
+SPLIT_SYNONYMS = (("train", "training"), ("val", "valid", "validation"), ("test", "testing"))
+
+
+def resolve_split(split: str, available: list[str]) -> str:
+    """``split`` if the dataset has it, else the one synonym of it that it has (``val`` -> ``valid``), else
+    ``split`` unchanged (the reader then says the split is missing)."""
+    if split in available:
+        return split
+    group = next((names for names in SPLIT_SYNONYMS if split.lower() in names), ())
+    found = [name for name in available if name.lower() in group]
+    return found[0] if len(found) == 1 else split
 
 
 def default_cache_dir() -> Path:
@@ -88,9 +117,18 @@ def read_split(data: str | Path, split: str = "train", shapes_config=None, task:
         root = build_shapes(default_cache_dir() / "datasets", shapes_config or ShapesConfig())
         return _read_coco_folder(root, split)
     path = Path(data)
+    if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
+        split = resolve_split(split, available_splits(path, task))
     kind = detect_format(path, split, task)
     if kind == "yolo":
-        return read_yolo(path if path.is_file() else _yolo_yaml(path), split, task)
+        if path.is_dir() and _yolo_yaml(path) is None:
+            names_file, config = names_file_config(path)
+            return read_yolo(names_file, split, task, config)
+        yaml_path = path if path.is_file() else _yolo_yaml(path)
+        config = load_yaml(yaml_path)
+        if is_mixed(config):
+            return read_mixed(yaml_path, config, split, task)
+        return read_yolo(yaml_path, split, task, config)
     if kind == "kitti":
         if task == "pose":
             raise CenterNetError(f"{path}: the data has no keypoints (KITTI has 2D and 3D boxes)")
@@ -112,7 +150,8 @@ def detect_format(path: Path, split: str | None = "train", task: str = "detect")
     (or ``person_keypoints_*.json``) or a ``.json`` file -> COCO. A COCO folder without
     ``instances_<split>.json`` (``person_keypoints_<split>.json`` for ``task="pose"``) is a
     missing split (not checked when ``split`` is None). A folder with ``image_2/``, ``label_2/`` and ``calib/``
-    (itself or under ``training/``) and none of the above -> ``"kitti"``.
+    (itself or under ``training/``) and none of the above -> ``"kitti"``. Then sub-folders each holding one
+    ``.json`` beside images -> ``"coco"`` (split folders); then ``.xml`` files (``voc.xml_folders``) -> ``"voc"``.
     """
     path = Path(path)
     if not path.exists():
@@ -124,7 +163,7 @@ def detect_format(path: Path, split: str | None = "train", task: str = "detect")
         if suffix == ".json":
             return "coco"
         raise CenterNetError(f"dataset file {str(path)!r} is neither a .yaml (YOLO) nor a .json (COCO) file")
-    if _yolo_yaml(path) is not None:
+    if _yolo_yaml(path) is not None or names_file_config(path) is not None:
         return "yolo"
     if (path / "Annotations").is_dir() and (path / "JPEGImages").is_dir():
         return "voc"
@@ -138,6 +177,14 @@ def detect_format(path: Path, split: str | None = "train", task: str = "detect")
         return "coco"
     if kitti_folder(path) is not None:
         return "kitti"
+    coco, voc = coco_split_folders(path), xml_folders(path)
+    if coco and voc:
+        raise CenterNetError(
+            f"dataset folder {str(path)!r} is both COCO split folders ({', '.join(coco)}: one .json each) and VOC "
+            f"xml folders ({', '.join(voc)}); choose one: point --data at a split's .json or xml folder, or name "
+            "each split's source in a dataset file (train: {coco: train/_annotations.coco.json}, val: {voc: valid})")
+    if coco or voc:
+        return "coco" if coco else "voc"
     raise CenterNetError(f"dataset folder {str(path)!r} has no known layout; expected {LAYOUTS}")
 
 
@@ -155,16 +202,53 @@ def available_splits(data: str | Path, task: str = "detect") -> list[str]:
     if kind == "kitti":
         return kitti_splits(path)
     if kind == "yolo":
-        from .yolo import load_yaml, splits_in
-
-        return splits_in(load_yaml(path if path.is_file() else _yolo_yaml(path)))
+        if path.is_dir() and _yolo_yaml(path) is None:
+            return splits_in_mixed(names_file_config(path)[1])
+        return splits_in_mixed(load_yaml(path if path.is_file() else _yolo_yaml(path)))
     if kind == "voc":
         from .voc import splits_in as voc_splits
 
         return voc_splits(path)
     if path.is_file():
         return [_json_split_name(path) or "train"]
-    return _coco_splits(path, task)
+    return _coco_splits(path, task) or sorted(coco_split_folders(path))
+
+
+def has_split(data: str | Path, split: str, task: str = "detect") -> bool:
+    """Whether ``data`` defines ``split`` (or a synonym of it); a single COCO .json has every split."""
+    if str(data) in ("shapes", "shapes_pose", "shapes3d") or Path(data).suffix.lower() == ".json":
+        return True
+    have = available_splits(data, "detect" if task == "3d" else task)
+    return resolve_split(split, have) in have
+
+
+def hold_out(split: DatasetSplit, fraction: float, seed: int) -> tuple[DatasetSplit, DatasetSplit]:
+    """(train, val): a seeded ``fraction`` of ``split``'s images held out for validation, at least one, and at
+    least one left to train on. The same images, fraction and seed give the same two parts."""
+    if not 0 < fraction < 1:
+        raise CenterNetError(f"val_fraction={fraction!r} is out of range; expected a fraction in (0, 1)")
+    if len(split.samples) < 2:
+        raise CenterNetError(f"{split.source}: {len(split.samples)} image(s) cannot be split into train and val; "
+                             "give a validation split or --val-split none")
+    count = min(len(split.samples) - 1, max(1, round(fraction * len(split.samples))))
+    order = sorted(range(len(split.samples)), key=lambda i: str(split.samples[i].image_path))
+    held = set(np.random.default_rng(seed).permutation(order)[:count].tolist())
+    train = [s for i, s in enumerate(split.samples) if i not in held]
+    val = [s for i, s in enumerate(split.samples) if i in held]
+    return replace(split, samples=train), replace(split, samples=val, problems=[])
+
+
+def subset(split: DatasetSplit, image_paths: list[str], where: str) -> DatasetSplit:
+    """The samples of ``split`` whose image paths are listed, in ``split``'s order (a held-out list read back);
+    a listed image the split does not have is a CenterNetError naming ``where``."""
+    listed = set(image_paths)
+    kept = [s for s in split.samples if str(s.image_path) in listed]
+    if len(kept) != len(listed):
+        have = {str(s.image_path) for s in split.samples}
+        missing = sorted(listed - have)
+        raise CenterNetError(f"{where}: {len(missing)} listed image(s) are not in {split.source}, the first "
+                             f"{missing[0]!r}; the data changed since the split was held out")
+    return replace(split, samples=kept, problems=[])
 
 
 def _read_3d(data: str | Path, split: str, shapes_config=None) -> DatasetSplit:
@@ -219,8 +303,27 @@ def _coco_images_dir(json_path: Path, split: str) -> Path:
     return next((c for c in candidates if c.is_dir()), json_path.parent)
 
 
+def coco_split_folders(root: Path) -> dict[str, Path]:
+    """Split name -> json of each sub-folder of ``root`` that holds exactly one ``.json`` beside its images (a
+    Roboflow COCO export: ``train/_annotations.coco.json``, ``valid/...``, ``test/...``); {} when none does."""
+    found = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = [p for p in folder.iterdir() if p.is_file()]
+        jsons = [p for p in files if p.suffix.lower() == ".json"]
+        if len(jsons) == 1 and any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+            found[folder.name] = jsons[0]
+    return found
+
+
 def _read_coco_folder(root: Path, split: str, task: str = "detect") -> DatasetSplit:
-    """``annotations/<prefix><split>.json`` with images in ``images/<split>/``, else ``<split>/`` (COCO's layout)."""
+    """``annotations/<prefix><split>.json`` with images in ``images/<split>/``, else ``<split>/`` (COCO's layout);
+    or, without ``annotations/``, the one json in the folder ``<split>/`` with its images beside it."""
+    if not _coco_splits(root) and not _coco_splits(root, "pose"):
+        folders = coco_split_folders(root)
+        if split not in folders:
+            raise CenterNetError(f"dataset folder {str(root)!r} has no split {split!r}: expected a folder "
+                                 f"{str(root / split)!r} holding one COCO .json (splits found: {', '.join(folders)})")
+        return read_coco(folders[split], folders[split].parent, task)
     json_path = _coco_json(root, split, task)
     if not json_path.is_file():
         raise CenterNetError(

@@ -39,6 +39,7 @@ class DatasetReport:
     problems: list[DatasetProblem] = field(default_factory=list)  # the reader's, then the image checks'
     bad_images: set[str] = field(default_factory=set)  # paths that failed the image check
     images_verified: bool = False
+    notes: list[str] = field(default_factory=list)  # the reader's decisions worth a line (see DatasetSplit.notes)
 
     def problem_counts(self) -> Counter:
         """kind -> number of problems."""
@@ -65,6 +66,7 @@ def check_split(
         image_sizes=Counter((s.width, s.height) for s in split.samples),
         problems=list(split.problems),
         images_verified=verify_images,
+        notes=list(split.notes),
     )
     if verify_images:
         for sample in progress_bar(split.samples, desc="checking images", disable=not progress):
@@ -107,7 +109,8 @@ def summary_line(report: DatasetReport) -> str:
         f"{report.images} images, {report.kept_boxes} boxes, {report.background_images} background, "
         f"{report.ignore_regions} ignore regions"
     )
-    return f"{report.source}: {counts}; {problem_summary(report.problems) or 'no problems found'}"
+    notes = "".join(f"\n  note: {note}" for note in report.notes)
+    return f"{report.source}: {counts}; {problem_summary(report.problems) or 'no problems found'}{notes}"
 
 
 def valid_samples(split: DatasetSplit, report: DatasetReport) -> DatasetSplit:
@@ -132,6 +135,7 @@ def format_report(report: DatasetReport) -> str:
     ]
     lines += [f"  {name:<18} {value}" for name, value in rows]
     lines += _class_lines(report.boxes_per_class)
+    lines += [f"  note: {note}" for note in report.notes]
     lines += _problem_lines(report.problems)
     return "\n".join(lines)
 
@@ -183,15 +187,15 @@ def run_check(
 ) -> int:
     """``centernet check DATA``: print :func:`format_report` for each split; returns 0 (problems are not fatal).
 
-    ``splits`` defaults to those among train/val/test the dataset has (or all it has,
-    when none of those). A split it does not have, or an unknown layout, raises
+    ``splits`` defaults to those among train/val/test (and their synonyms: valid, ...) the dataset
+    has (or all it has, when none of those). A split it does not have, or an unknown layout, raises
     CenterNetError.
     """
-    from . import available_splits, read_split
+    from . import SPLIT_SYNONYMS, available_splits, read_split
 
     if not splits:
         have = available_splits(data)
-        splits = [s for s in ("train", "val", "test") if s in have] or have
+        splits = [s for names in SPLIT_SYNONYMS for s in have if s.lower() in names] or have
     images = boxes = 0
     problems: list[DatasetProblem] = []
     for i, name in enumerate(splits):

@@ -67,6 +67,12 @@ def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = 
     where = str(json_path)
 
     categories = _categories(data["categories"], where)
+    notes = []
+    parent = _unused_parent_category(data["categories"], categories, data["annotations"])
+    if parent is not None:
+        categories = [(cid, name) for cid, name in categories if cid != parent[0]]
+        notes.append(f"category {parent[0]} {parent[1]!r} left out of the classes: no annotation uses it and every "
+                     "other category names it as its supercategory (as Roboflow exports write the dataset's name)")
     pose = None if task == "detect" else _pose_categories(data["categories"], where)
     if task == "pose" and pose is None:
         raise CenterNetError(f"{where}: the data has no keypoints (no category lists joint names under 'keypoints'); "
@@ -103,7 +109,24 @@ def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = 
         dropped += builder.dropped
     names = [name for _, name in categories]
     return DatasetSplit(samples, names, category_ids, source=where, problems=problems, dropped_boxes=dropped,
-                        keypoint_spec=spec, task="detect" if spec is None else "pose")
+                        keypoint_spec=spec, task="detect" if spec is None else "pose", notes=notes)
+
+
+def _unused_parent_category(
+    entries: list[Any], categories: list[tuple[int, str]], annotations: Any
+) -> tuple[int, str] | None:
+    """(id, name) of a category that no annotation uses and that every other category names as its
+    ``supercategory`` (Roboflow's category 0, named after the dataset), or None. Any other empty category is the
+    user's class and stays."""
+    if len(categories) < 2 or not isinstance(annotations, list):
+        return None
+    used = {_integer(a.get("category_id")) for a in annotations if isinstance(a, dict)}
+    supercategory = {_integer(e.get("id")): e.get("supercategory") for e in entries}  # ids checked by _categories
+    for cid, name in categories:
+        others = [other for other, _ in categories if other != cid]
+        if cid not in used and all(supercategory[other] == name for other in others):
+            return cid, name
+    return None
 
 
 def _pose_categories(entries: list[Any], where: str) -> tuple[KeypointSpec, set[int]] | None:

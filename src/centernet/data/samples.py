@@ -114,6 +114,7 @@ class DatasetSplit:
     dropped_boxes: int = 0  # object boxes present in the files but not kept (unknown class, zero area)
     keypoint_spec: KeypointSpec | None = None  # pose data: the joints
     task: str = "detect"  # what the data can train: 'detect', 'pose' (has keypoints), '3d' (KITTI)
+    notes: list[str] = field(default_factory=list)  # what the reader decided that a user should hear (one line each)
 
     @property
     def num_classes(self) -> int:

@@ -1,5 +1,11 @@
 """Reader for Pascal VOC datasets (``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``).
 
+Without ``ImageSets/`` (as labelImg and Roboflow's VOC export write them), every ``.xml`` of a folder is an
+image's annotation (:func:`xml_folders`): the ``.xml`` files in the folder itself or in its ``Annotations/`` (or
+``annotations/``) folder, with the images beside them or in a sibling ``JPEGImages/`` or ``images/``, are one
+split named ``train``; sub-folders each holding ``.xml`` files (``train/``, ``valid/``, ``test/``) are splits of
+those names. An image is found by the xml's name (``a.xml`` -> ``a.jpg``) or its ``<filename>``.
+
 Coordinates: VOC boxes are 1-based inclusive pixel indices, so a box covering pixel
 columns ``xmin..xmax`` spans ``[xmin - 1, xmax)`` in the continuous 0-based pixel
 coordinates used everywhere else: ``x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax``.
@@ -61,16 +67,15 @@ def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] 
     1..C in label order.
     """
     root = Path(root)
+    if not (root / "ImageSets").is_dir():
+        return _read_xml_folder(root, split, class_names)
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not file_exists(split_file):
         have = ", ".join(splits_in(root)) or "none"
         raise CenterNetError(f"VOC folder {str(root)!r} has no split {split!r}: expected {str(split_file)!r} "
                              f"(splits found: {have})")
     parsed: dict[Path, VocAnnotation | str] = {}
-    names = list(class_names) if class_names is not None else _names_in_folder(root / "Annotations", parsed)
-    if not names:
-        raise CenterNetError(f"VOC folder {str(root)!r}: no class names (no <object><name> in any readable xml "
-                             "under Annotations, and none given)")
+    names = _class_list(class_names, [root / "Annotations"], parsed, str(root))
     label_of = {name: i for i, name in enumerate(names)}
 
     problems: list[DatasetProblem] = []
@@ -81,7 +86,12 @@ def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] 
                                            f"{image_key} listed again; dropped"))
             continue
         seen.add(image_key)
-        found = _read_image(root, image_key, split_file, line, label_of, parsed, problems)
+        xml_path = root / "Annotations" / f"{image_key}.xml"
+        if not file_exists(xml_path):
+            problems.append(DatasetProblem(str(split_file), line, "missing_annotation",
+                                           f"{image_key}: no {xml_path.name} in Annotations; dropped"))
+            continue
+        found = _read_image(xml_path, [root / "JPEGImages"], (str(split_file), line), label_of, parsed, problems)
         if found is not None:
             image_path, builder = found
             samples.append(builder.build(image_path, len(samples) + 1))
@@ -91,8 +101,63 @@ def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] 
                         dropped_boxes=dropped)
 
 
+def _read_xml_folder(root: Path, split: str, class_names: Sequence[str] | None) -> DatasetSplit:
+    """A split of a VOC set without ``ImageSets/`` (see the module docstring): every xml of its folder."""
+    folders = xml_folders(root)
+    if split not in folders:
+        raise CenterNetError(f"VOC folder {str(root)!r} has no split {split!r} (splits found: "
+                             f"{', '.join(folders) or 'none'}; without ImageSets/ the xml files of a folder are "
+                             "'train' and sub-folders of xml files are splits of their names)")
+    parsed: dict[Path, VocAnnotation | str] = {}
+    names = _class_list(class_names, [xml_dir for xml_dir, _ in folders.values()], parsed, str(root))
+    label_of = {name: i for i, name in enumerate(names)}
+    xml_dir, image_dirs = folders[split]
+    problems: list[DatasetProblem] = []
+    samples, dropped = [], 0
+    for xml_path in sorted(xml_dir.glob("*.xml")):
+        found = _read_image(xml_path, image_dirs, (str(xml_path), None), label_of, parsed, problems)
+        if found is not None:
+            image_path, builder = found
+            samples.append(builder.build(image_path, len(samples) + 1))
+            dropped += builder.dropped
+    category_ids = list(range(1, len(names) + 1))
+    return DatasetSplit(samples, names, category_ids, source=str(xml_dir), problems=problems, dropped_boxes=dropped)
+
+
+def xml_folders(root: Path) -> dict[str, tuple[Path, list[Path]]]:
+    """Split name -> (folder of .xml files, folders to find their images in) of a VOC set without ``ImageSets/``;
+    {} when ``root`` holds no such folder."""
+    def images_for(xml_dir: Path) -> list[Path]:
+        base = xml_dir.parent if xml_dir.name.lower() == "annotations" else xml_dir
+        return [xml_dir, *(base / name for name in ("JPEGImages", "images") if (base / name).is_dir())]
+
+    for xml_dir in (root, root / "Annotations", root / "annotations"):
+        if xml_dir.is_dir() and any(xml_dir.glob("*.xml")):
+            return {"train": (xml_dir, images_for(xml_dir))}
+    return {folder.name: (folder, images_for(folder)) for folder in sorted(root.iterdir())
+            if folder.is_dir() and not folder.name.startswith(".") and any(folder.glob("*.xml"))}
+
+
+def _class_list(
+    given: Sequence[str] | None, xml_dirs: list[Path], parsed: dict[Path, VocAnnotation | str], where: str
+) -> list[str]:
+    """The given class names, else the sorted object names of every readable xml in ``xml_dirs``."""
+    if given is not None:
+        return list(given)
+    names = sorted(set().union(*(_names_in_folder(xml_dir, parsed) for xml_dir in xml_dirs)))
+    if names:
+        return names
+    refused = [(path, reason) for path, reason in parsed.items() if isinstance(reason, str)]
+    why = f"; {len(refused)} xml file(s) refused, the first {str(refused[0][0])!r}: {refused[0][1]}" if refused else ""
+    raise CenterNetError(f"VOC folder {where!r}: no class names (no <object><name> in any readable xml, and none "
+                         f"given){why}")
+
+
 def splits_in(root: Path) -> list[str]:
-    """Split names under ``ImageSets/Main``, without the per-class lists (``<class>_<split>.txt``)."""
+    """Split names under ``ImageSets/Main``, without the per-class lists (``<class>_<split>.txt``); without
+    ``ImageSets/``, those of :func:`xml_folders`."""
+    if not (root / "ImageSets").is_dir():
+        return list(xml_folders(root))
     stems = sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt"))
     return [s for s in stems if not any(s.endswith(f"_{other}") for other in stems if other != s)]
 
@@ -197,28 +262,23 @@ def _split_ids(split_file: Path) -> list[tuple[int, str]]:
 
 
 def _read_image(
-    root: Path,
-    image_key: str,
-    split_file: Path,
-    line: int,
+    xml_path: Path,
+    image_dirs: list[Path],
+    listed_at: tuple[str, int | None],
     label_of: dict[str, int],
     parsed: dict[Path, VocAnnotation | str],
     problems: list[DatasetProblem],
 ) -> tuple[Path, SampleBuilder] | None:
-    """The image path and its filled builder, or None when the image is dropped (reported)."""
-    xml_path = root / "Annotations" / f"{image_key}.xml"
-    if not file_exists(xml_path):
-        problems.append(DatasetProblem(str(split_file), line, "missing_annotation",
-                                       f"{image_key}: no {xml_path.name} in Annotations; dropped"))
-        return None
+    """The image path and its filled builder, or None when the image is dropped (reported at ``listed_at``:
+    the split list and its line, or the xml itself)."""
     annotation = parsed[xml_path] if xml_path in parsed else parse_voc_xml(xml_path)
     if isinstance(annotation, str):
         problems.append(DatasetProblem(str(xml_path), None, "bad_xml", annotation))
         return None
-    image_path = _find_image(root / "JPEGImages", image_key, annotation.filename)
+    image_path = _find_image(image_dirs, xml_path.stem, annotation.filename)
     if image_path is None:
-        problems.append(DatasetProblem(str(split_file), line, "missing_image",
-                                       f"{image_key}: no image in JPEGImages; dropped"))
+        looked = ", ".join(str(folder) for folder in image_dirs)
+        problems.append(DatasetProblem(*listed_at, "missing_image", f"{xml_path.stem}: no image in {looked}; dropped"))
         return None
     size = (annotation.width, annotation.height)
     if annotation.size_error:
@@ -238,13 +298,14 @@ def _read_image(
     return image_path, builder
 
 
-def _find_image(folder: Path, image_key: str, filename: str) -> Path | None:
-    """``<id>.jpg`` (or another image suffix), else the xml's ``<filename>``, if it exists."""
-    for suffix in IMAGE_SUFFIXES:
-        if file_exists(folder / f"{image_key}{suffix}"):
-            return folder / f"{image_key}{suffix}"
-    if filename and file_exists(folder / filename):
-        return folder / filename
+def _find_image(folders: list[Path], image_key: str, filename: str) -> Path | None:
+    """``<id>.jpg`` (or another image suffix), else the xml's ``<filename>``, in the first folder that has it."""
+    for folder in folders:
+        for suffix in IMAGE_SUFFIXES:
+            if file_exists(folder / f"{image_key}{suffix}"):
+                return folder / f"{image_key}{suffix}"
+        if filename and file_exists(folder / Path(filename).name):
+            return folder / Path(filename).name
     return None
 
 

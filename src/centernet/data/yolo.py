@@ -1,5 +1,9 @@
 """Reader for YOLO txt datasets described by a ``data.yaml`` (the ultralytics layout).
 
+Without a yaml, a folder with ``images/`` and ``labels/`` and its class names one per line in ``classes.txt``
+or ``obj.names`` (beside them or in ``labels/``, as labelImg and darknet tools write them) reads as if its yaml
+said so (:func:`names_file_config`): ``images/<split>/`` sub-folders are splits, else ``images/`` is ``train``.
+
 The yaml has ``path`` (dataset root: absolute, or relative to the yaml's folder;
 default the yaml's folder), one key per split (``train``, ``val``, optional ``test``)
 whose value is a folder, a list of folders, or a ``.txt`` file listing image paths
@@ -73,8 +77,11 @@ class YoloPose:
         return 5 + self.spec.num_joints * self.dims
 
 
-def read_yolo(yaml_path: str | Path, split: str = "train", task: str | None = None) -> DatasetSplit:
-    """Read split ``split`` of the dataset described by ``yaml_path``.
+def read_yolo(
+    yaml_path: str | Path, split: str = "train", task: str | None = None, config: dict[str, Any] | None = None
+) -> DatasetSplit:
+    """Read split ``split`` of the dataset described by ``yaml_path`` (or by ``config``, the settings a yaml
+    would hold, with ``yaml_path`` the file that named the classes).
 
     A missing or invalid yaml, a split it does not define, or a split folder that does
     not exist raise :class:`CenterNetError`; problems inside the data are reported in
@@ -85,7 +92,7 @@ def read_yolo(yaml_path: str | Path, split: str = "train", task: str | None = No
     saying the data has no keypoints otherwise).
     """
     yaml_path = Path(yaml_path)
-    config = load_yaml(yaml_path)
+    config = load_yaml(yaml_path) if config is None else config
     root = dataset_root(yaml_path, config)
     category_ids, names = class_list(yaml_path, config)
     label_of = {cid: i for i, cid in enumerate(category_ids)}
@@ -162,6 +169,29 @@ def _joint_names(yaml_path: Path, value: Any, num_joints: int) -> list[str]:
         raise CenterNetError(f"{yaml_path}: 'kpt_names' must list {num_joints} joint names, "
                              f"got {one_line(repr(value), 80)}")
     return [str(v) for v in value]
+
+
+NAMES_FILES = ("classes.txt", "obj.names")  # one class name per line: labelImg's, darknet's
+
+
+def names_file_config(root: Path) -> tuple[Path, dict[str, Any]] | None:
+    """(the names file, the settings a data.yaml would hold) for a YOLO folder without a yaml: ``images/`` and
+    ``labels/`` with ``classes.txt`` or ``obj.names`` beside them or in ``labels/``; None when it is not one."""
+    if not (root / "images").is_dir() or not (root / "labels").is_dir():
+        return None
+    names_file = next((folder / name for folder in (root, root / "labels") for name in NAMES_FILES
+                       if file_exists(folder / name)), None)
+    if names_file is None:
+        return None
+    try:
+        names = [line.strip() for line in names_file.read_bytes().decode("utf-8-sig").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise CenterNetError(f"{names_file}: the class names are not readable UTF-8 text ({one_line(str(e))})") from None
+    if not names:
+        raise CenterNetError(f"{names_file}: no class names (expected one name per line)")
+    subfolders = sorted(p.name for p in (root / "images").iterdir() if p.is_dir() and not p.name.startswith("."))
+    splits = {name: f"images/{name}" for name in subfolders} or {"train": "images"}
+    return names_file, {"path": str(root.resolve()), "names": names, **splits}
 
 
 def load_yaml(yaml_path: Path) -> dict[str, Any]:

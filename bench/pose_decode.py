@@ -35,8 +35,8 @@ def main() -> None:
         model.task.snap = snap
         m = model.val(args.data, split=args.split, progress=False)
         scale = "-" if snap.peak == "nearest" else f"{snap.distance_scale:g}"
-        print(f"| {snap.peak} | {scale} | {m['kp_map']:.3f} | {m['kp_map50']:.3f} | {m['kp_map75']:.3f} | {m['map']:.3f} |",
-              flush=True)
+        figures = " | ".join(f"{m[key]:.3f}" for key in ("kp_map", "kp_map50", "kp_map75", "map"))
+        print(f"| {snap.peak} | {scale} | {figures} |", flush=True)
 
 
 if __name__ == "__main__":

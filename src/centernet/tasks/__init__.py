@@ -7,10 +7,10 @@ A task has ``name``, ``heads()``, ``encoder()``, ``loss()``, ``decode()``, ``fli
 
 from __future__ import annotations
 
+from ..decode_pose import JointSnapSettings
 from ..errors import CenterNetError
 from .detection import BOX_HEADLINE, DETECTION_OPTIONS, DetectionLossWeights, DetectionTask
 from .mono3d import CENTRE_MODES, KITTI_HEADLINE, Mono3DLossWeights, Mono3DTask
-from ..decode_pose import JointSnapSettings
 from .pose import KEYPOINT_HEADLINE, POSE_OPTIONS, PoseLossWeights, PoseTask
 
 __all__ = [

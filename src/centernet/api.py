@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,8 +24,9 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import load_split
+from .data import has_split, hold_out, load_split, subset
 from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
+from .data.images import ImageFileError
 from .engine.checkpoint import load_checkpoint, save_safetensors
 from .engine.inference import InferenceSettings, detect, evaluate_split
 from .engine.precision import resolve_precision
@@ -165,6 +167,9 @@ class CenterNet:
             raise CenterNetError(f"task={task!r} is not known; expected one of: {', '.join(TASKS)}")
         self.task_name = task or "detect"
         self.task_options = dict(task_options or {})
+        self.skipped: list[tuple[Path, str]] = []  # image files the last predict() could not read, with why
+        self.weights_path: Path | None = None  # the checkpoint or .onnx it was loaded from
+        self.run: dict = {}  # how a loaded checkpoint was trained: data, splits (see train)
         if self.backend == "onnxruntime":
             self._load_onnx(model)
         elif _looks_like_weights(model):
@@ -210,6 +215,7 @@ class CenterNet:
         self.test_padding = state.get("test_padding", "corner")
         self.keep_resolution = bool(state.get("keep_resolution", False))
         self.checkpoint_metrics = state.get("metrics", {})
+        self.run = state.get("run") or {}  # how it was trained: data, splits (see train)
 
     def _load_onnx(self, path: str | Path) -> None:
         """An exported ``.onnx`` in ONNX Runtime; everything else comes from the file's metadata."""
@@ -238,9 +244,14 @@ class CenterNet:
         shapes_config=None,
         progress: bool = True,
         resume: bool = False,
+        val_fraction: float = 0.1,
         **settings,
     ) -> dict:
         """Train on ``data`` (see :func:`centernet.data.load_split`); settings are :class:`TrainConfig` fields.
+
+        When ``data`` has no split ``val_split``, a seeded ``val_fraction`` of the training images is held out
+        for validation (at least one), said in one line, and both lists are written to the run folder
+        (``train_images.txt``, ``val_images.txt``), which ``resume``, and ``val`` with the run's weights, read back.
 
         ``resume=True`` on a model loaded from a run's ``last.pt`` continues that run exactly where it
         stopped (weights, optimizer, schedule, EMA, epoch, random states), in its folder, with its data
@@ -255,7 +266,10 @@ class CenterNet:
         cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
         task_name = self.task_name
         train = _checked(load_split(data, train_split, shapes_config, task=task_name), data, progress)
-        val = _checked(load_split(data, val_split, shapes_config, task=task_name), data, progress) if val_split else None
+        if val_split and not has_split(data, val_split, task_name):
+            train, val = _held_out(train, Path(out), val_split, val_fraction, cfg.seed)
+        else:
+            val = _checked(load_split(data, val_split, shapes_config, task=task_name), data, progress) if val_split else None
         if not train.samples:
             raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no valid images")
         seed_everything(cfg.seed)
@@ -332,7 +346,13 @@ class CenterNet:
         Gaussian soft-NMS (sigma 0.5) and the top ``max_detections`` kept.
         """
         self._require_model()
-        split_data = _checked(load_split(data, split, shapes_config, task=self.task_name), data, progress)
+        held_out = None if self.weights_path is None else self.weights_path.parent / HELD_OUT_LISTS[1]
+        if held_out is not None and held_out.is_file() and not has_split(data, split, self.task_name):
+            source = load_split(data, self.run.get("train_split", "train"), shapes_config, task=self.task_name)
+            print(f"{data}: no split {split!r}; validating on the {held_out.name} held out when the model trained")
+            split_data = _checked(subset(source, _read_list(held_out), str(held_out)), data, progress)
+        else:
+            split_data = _checked(load_split(data, split, shapes_config, task=self.task_name), data, progress)
         if split_data.class_names != self.class_names:
             if split_data.num_classes != len(self.class_names):
                 raise CenterNetError(
@@ -375,8 +395,13 @@ class CenterNet:
         flip: bool = False,
         scales: tuple[float, ...] | list[float] = (1.0,),
         calib=None,
+        strict: bool = False,
     ) -> list[Detections]:
         """Detect objects in an image path, folder, glob, (H, W, 3) RGB array, or a list of those.
+
+        An image file that cannot be read (missing, cut short, over the pixel limit, not an image) is skipped
+        with one line on stderr and listed in ``self.skipped`` as (path, reason); the call fails only when no
+        image could be read. ``strict=True`` stops at the first instead.
 
         3D models need each image's camera: ``calib`` a KITTI calib file or a (3, 4) P2 array for every
         image; by default an image in KITTI's layout (``.../image_2/000123.png``) uses ``.../calib/000123.txt``.
@@ -397,9 +422,11 @@ class CenterNet:
             self.model.to(settings.device).eval()
         normalize = Normalize(self.mean, self.std)
         results: list[Detections] = []
+        self.skipped = []
         for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            images = [read_image_rgb(x) if isinstance(x, Path) else _check_array(x) for x in chunk]
+            chunk, images = self._readable(items[start : start + batch_size], strict)
+            if not chunk:
+                continue
             calibs = [_camera_of(item, calib) for item in chunk] if self.task.name == "3d" else None
             dets, outputs = detect(self.model, self.task, images, settings, normalize, calibs)
             boxes = dets["boxes"].cpu()
@@ -422,7 +449,27 @@ class CenterNet:
                         calib=calibs[b] if calibs is not None else None,
                     )
                 )
+        if self.skipped and not results:
+            path, reason = self.skipped[0]
+            raise CenterNetError(f"no image could be read ({len(self.skipped)} skipped), the first: cannot read image "
+                                 f"{str(path)!r}: {reason}")
         return results
+
+    def _readable(self, chunk: list, strict: bool) -> tuple[list, list[np.ndarray]]:
+        """The items of ``chunk`` whose image could be read, and those images (H, W, 3) RGB; the others are
+        added to ``self.skipped`` and named on stderr (or, with ``strict``, raised)."""
+        kept, images = [], []
+        for item in chunk:
+            try:
+                images.append(read_image_rgb(item) if isinstance(item, Path) else _check_array(item))
+            except ImageFileError as e:
+                if strict:
+                    raise
+                self.skipped.append((item, e.reason))
+                print(f"skipped {item}: {e.reason}", file=sys.stderr, flush=True)
+                continue
+            kept.append(item)
+        return kept, images
 
     # ---------------------------------------------------------------- export
     def export(
@@ -543,6 +590,30 @@ def _builtin_config(data: str, settings: dict):
     else:
         from .data.shapes import ShapesConfig as config_class
     return config_class(**settings)
+
+
+# Where a run keeps the images of a held-out validation split: (training images, validation images).
+HELD_OUT_LISTS = ("train_images.txt", "val_images.txt")
+
+
+def _held_out(train, out: Path, val_split: str, fraction: float, seed: int):
+    """(train, val) for a dataset without ``val_split``: the lists in ``out`` when the run folder has them (a
+    resumed run), else a seeded ``fraction`` of ``train`` held out and both lists written to ``out``."""
+    lists = [out / name for name in HELD_OUT_LISTS]
+    if all(path.is_file() for path in lists):
+        return tuple(subset(train, _read_list(path), str(path)) for path in lists)
+    train, val = hold_out(train, fraction, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, part in zip(lists, (train, val)):
+        path.write_text("".join(f"{s.image_path}\n" for s in part.samples))
+    total = len(train.samples) + len(val.samples)
+    print(f"{train.source}: no split {val_split!r}; holding out {len(val.samples)} of {total} images for validation "
+          f"(val_fraction {fraction:g}, seed {seed}), listed in {lists[1]}")
+    return train, val
+
+
+def _read_list(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()]
 
 
 def _checked(split, data, progress: bool):

@@ -117,6 +117,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="when the data has no --val-split: the share of training images held out for it (seeded)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 70)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
@@ -248,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
     p.add_argument("--calib", default=None,
                    help="3D models: a KITTI calib file for every image (default: calib/<name>.txt beside image_2/)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image (default: skip it, name it, list it in skipped.txt)")
 
     p = sub.add_parser(
         "convert", help="convert a checkpoint of the original CenterNet (its model zoo .pth) to this package's format"
@@ -313,7 +317,7 @@ def cmd_train(args) -> int:
                       device=args.device, task_options=_task_options(args))
     val_split = None if args.val_split.lower() == "none" else args.val_split
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
-                          progress=_is_main_process(), **_train_settings(args))
+                          val_fraction=args.val_fraction, progress=_is_main_process(), **_train_settings(args))
     _print_final(metrics, Path(args.out))
     return 0
 
@@ -381,9 +385,11 @@ def cmd_predict(args) -> int:
     model = CenterNet.load(args.weights, backend=args.backend)
     results = model.predict(args.source, conf=args.conf, input_size=args.input_size, heatmap=args.heatmap,
                             precision=args.precision, keep_resolution=args.keep_resolution,
-                            flip=args.flip, scales=args.scales, calib=args.calib)
+                            flip=args.flip, scales=args.scales, calib=args.calib, strict=args.strict)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if model.skipped:
+        (out / "skipped.txt").write_text("".join(f"{path}\t{reason}\n" for path, reason in model.skipped))
     records = []
     for i, r in enumerate(results):
         name = r.path.stem if r.path else f"image{i}"
@@ -406,7 +412,8 @@ def cmd_predict(args) -> int:
         print(f"{r.path or name}: {len(r)} objects")
     (out / "predictions.json").write_text(json.dumps(records))
     kitti = " and KITTI labels/" if any(r.objects3d is not None for r in results) else ""
-    print(f"wrote {len(results)} images, predictions.json{kitti} to {out}")
+    skipped = f"; skipped {len(model.skipped)} unreadable (listed in skipped.txt)" if model.skipped else ""
+    print(f"wrote {len(results)} images, predictions.json{kitti} to {out}{skipped}")
     return 0
 
 

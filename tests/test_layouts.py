@@ -111,6 +111,17 @@ def test_the_same_data_as_a_roboflow_export_trains_to_the_same_ap(tmp_path):
         assert metrics[1][key] == pytest.approx(metrics[0][key], abs=1e-9), key
 
 
+def test_check_names_an_image_that_two_splits_list(tmp_path, capsys):
+    root = write_roboflow_coco(tmp_path / "export", {"train": 3, "valid": 1})
+    path = root / "valid" / "_annotations.coco.json"
+    coco = json.loads(path.read_text())
+    coco["images"][0]["file_name"] = "../train/train_1.jpg"  # the val json points at a training image
+    path.write_text(json.dumps(coco))
+    run_check(str(root), verify_images=False, progress=False)
+    out = capsys.readouterr().out
+    assert "1 dataset problem (1 duplicate_image)" in out and "train_1.jpg" in out and "also in split 'train'" in out
+
+
 @pytest.mark.parametrize("asked, have, found", [
     ("val", ["train", "valid", "test"], "valid"),
     ("val", ["training", "validation"], "validation"),
@@ -271,6 +282,14 @@ def test_a_dataset_file_mixes_formats_under_one_class_list(tmp_path):
     assert sorted(int(label) for s in train.samples for label in s.labels) == [0, 2, 2]
     assert sorted(int(label) for s in val.samples for label in s.labels) == [0, 0, 1]
     assert train.notes  # the COCO export's parent category was still left out
+
+
+def test_a_dataset_file_finds_voc_images_kept_in_another_folder(tmp_path):
+    write_voc_files(tmp_path / "labels_xml", tmp_path / "photos", ["a", "b"])
+    (tmp_path / "data.yaml").write_text("train: {voc: labels_xml, images: photos}\n")
+    split = load_split(tmp_path / "data.yaml", "train")
+    assert len(split.samples) == 2 and not split.problems
+    assert split.samples[0].image_path == tmp_path / "photos" / "a.jpg"
 
 
 def test_a_dataset_file_without_names_takes_every_sources_classes_and_drops_others_when_named(tmp_path):

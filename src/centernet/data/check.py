@@ -8,6 +8,7 @@ decode per image.
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
@@ -40,6 +41,7 @@ class DatasetReport:
     bad_images: set[str] = field(default_factory=set)  # paths that failed the image check
     images_verified: bool = False
     notes: list[str] = field(default_factory=list)  # the reader's decisions worth a line (see DatasetSplit.notes)
+    image_paths: list[str] = field(default_factory=list)  # every image of the split, resolved
 
     def problem_counts(self) -> Counter:
         """kind -> number of problems."""
@@ -67,6 +69,7 @@ def check_split(
         problems=list(split.problems),
         images_verified=verify_images,
         notes=list(split.notes),
+        image_paths=[os.path.realpath(s.image_path) for s in split.samples],
     )
     if verify_images:
         for sample in progress_bar(split.samples, desc="checking images", disable=not progress):
@@ -196,11 +199,11 @@ def run_check(
     if not splits:
         have = available_splits(data)
         splits = [s for names in SPLIT_SYNONYMS for s in have if s.lower() in names] or have
+    reports = [check_split(read_split(data, name), verify_images=verify_images, progress=progress) for name in splits]
+    _mark_shared_images(splits, reports)
     images = boxes = 0
     problems: list[DatasetProblem] = []
-    for i, name in enumerate(splits):
-        split = read_split(data, name)
-        report = check_split(split, verify_images=verify_images, progress=progress)
+    for i, (name, report) in enumerate(zip(splits, reports)):
         print(("\n" if i else "") + f"== split {name} ==\n" + format_report(report), flush=True)
         images, boxes = images + report.images, boxes + report.boxes
         problems += report.problems
@@ -210,6 +213,25 @@ def run_check(
         print(f"\n== all splits ({', '.join(splits)}): {images} images, {boxes} boxes (in files); "
               f"{problem_summary(problems) or 'no problems found'} ==")
     return 0
+
+
+def _mark_shared_images(splits: list[str], reports: list[DatasetReport]) -> None:
+    """A ``duplicate_image`` problem in a split's report for each image an earlier split lists too (validation
+    would then see training images). A split with exactly an earlier one's images is that split under another
+    name (a KITTI folder without ImageSets gives every frame as train and val) and is not marked."""
+    first_seen: dict[str, str] = {}
+    seen_sets: list[set[str]] = []
+    for name, report in zip(splits, reports):
+        images = set(report.image_paths)
+        if images in seen_sets:
+            continue
+        seen_sets.append(images)
+        for image in report.image_paths:
+            if image in first_seen:
+                report.problems.append(DatasetProblem(image, None, "duplicate_image",
+                                                      f"also in split {first_seen[image]!r}"))
+            else:
+                first_seen[image] = name
 
 
 __all__ = ["DatasetReport", "check_image", "check_split", "format_report", "run_check", "summary_line", "valid_samples"]

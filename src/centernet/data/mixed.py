@@ -6,7 +6,8 @@ any supported format, read by that format's reader::
     path: /data                                     # optional, as in a YOLO yaml: the root of relative paths
     names: [platelet, rbc, wbc]                     # optional: the class order
     train: {coco: bccd/train/_annotations.coco.json}   # its images beside it, or given with images:
-    val: {voc: bccd_voc/valid}                      # a VOC folder (with or without ImageSets/)
+    val: {voc: bccd_voc/xml, images: bccd_voc/jpg}  # a VOC folder (with or without ImageSets/); images: when
+                                                    # they are not beside the xml, in images/ or JPEGImages/
     test: {yolo: other/data.yaml, split: test}      # another dataset's split (split: defaults to this one's
                                                     # name, or to the source's only split)
     extra: images/extra                             # a plain YOLO entry, as in any data.yaml
@@ -73,17 +74,25 @@ def _read_source(yaml_path: Path, config: dict[str, Any], split: str, task: str 
     source = root / str(entry[formats[0]])
     if not source.exists():
         raise CenterNetError(f"{yaml_path}: split {split!r}: {formats[0]} source {str(source)!r} does not exist")
+    images = root / str(entry["images"]) if "images" in entry else None
     if formats[0] == "coco" and source.is_file():
         from .coco import read_coco
 
-        images = root / str(entry["images"]) if "images" in entry else source.parent
-        return read_coco(source, images, task)
+        return read_coco(source, images or source.parent, task)
     from . import available_splits
 
     name = entry.get("split")
     if name is None:  # a source with one split (a folder of xml files: 'train') gives it, whatever this one is called
         have = available_splits(source, task or "detect")
         name = have[0] if len(have) == 1 else split
+    if formats[0] == "voc":
+        from .voc import read_voc
+
+        if task == "pose":
+            raise CenterNetError(f"{source}: the data has no keypoints (Pascal VOC has boxes only)")
+        return read_voc(source, str(name), images=images)
+    if images is not None:
+        raise CenterNetError(f"{yaml_path}: split {split!r}: images: is for a coco: json or a voc: folder")
     return read_split(source, str(name), task=task or "detect")
 
 

@@ -59,16 +59,22 @@ class VocAnnotation:
     size_error: str = ""  # why a <size> that is there cannot be used ("" when fine or absent)
 
 
-def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] | None = None) -> DatasetSplit:
+def read_voc(
+    root: str | Path, split: str = "train", class_names: Sequence[str] | None = None, images: Path | None = None
+) -> DatasetSplit:
     """Read ``ImageSets/Main/<split>.txt`` of the VOC folder ``root``.
+
+    ``images``: a folder to find the images in as well (after ``JPEGImages/``, or the xml's own folder and its
+    siblings without ``ImageSets/``).
 
     ``class_names`` fixes the class list (labels in its order); by default it is the
     sorted unique object names of every xml under ``Annotations``. Category ids are
     1..C in label order.
     """
     root = Path(root)
+    extra = [] if images is None else [Path(images)]
     if not (root / "ImageSets").is_dir():
-        return _read_xml_folder(root, split, class_names)
+        return _read_xml_folder(root, split, class_names, extra)
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not file_exists(split_file):
         have = ", ".join(splits_in(root)) or "none"
@@ -91,7 +97,8 @@ def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] 
             problems.append(DatasetProblem(str(split_file), line, "missing_annotation",
                                            f"{image_key}: no {xml_path.name} in Annotations; dropped"))
             continue
-        found = _read_image(xml_path, [root / "JPEGImages"], (str(split_file), line), label_of, parsed, problems)
+        found = _read_image(xml_path, [root / "JPEGImages", *extra], (str(split_file), line), label_of, parsed,
+                            problems)
         if found is not None:
             image_path, builder = found
             samples.append(builder.build(image_path, len(samples) + 1))
@@ -101,7 +108,7 @@ def read_voc(root: str | Path, split: str = "train", class_names: Sequence[str] 
                         dropped_boxes=dropped)
 
 
-def _read_xml_folder(root: Path, split: str, class_names: Sequence[str] | None) -> DatasetSplit:
+def _read_xml_folder(root: Path, split: str, class_names: Sequence[str] | None, extra: list[Path]) -> DatasetSplit:
     """A split of a VOC set without ``ImageSets/`` (see the module docstring): every xml of its folder."""
     folders = xml_folders(root)
     if split not in folders:
@@ -112,6 +119,7 @@ def _read_xml_folder(root: Path, split: str, class_names: Sequence[str] | None) 
     names = _class_list(class_names, [xml_dir for xml_dir, _ in folders.values()], parsed, str(root))
     label_of = {name: i for i, name in enumerate(names)}
     xml_dir, image_dirs = folders[split]
+    image_dirs = [*image_dirs, *extra]
     problems: list[DatasetProblem] = []
     samples, dropped = [], 0
     for xml_path in sorted(xml_dir.glob("*.xml")):

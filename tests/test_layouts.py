@@ -204,13 +204,20 @@ def test_voc_xml_without_its_image_and_an_unsafe_only_file_are_named(tmp_path):
         load_split(unsafe, "train")
 
 
-def test_a_folder_that_is_two_layouts_at_once_is_an_error_that_says_how_to_choose(tmp_path):
+def test_a_folder_that_is_two_layouts_at_once_is_an_error_that_says_how_to_choose(tmp_path, capsys):
     root = write_roboflow_coco(tmp_path / "both", {"train": 2, "valid": 1})
     write_voc_files(root / "train", root / "train", ["x0"])  # a VOC export unpacked over the COCO one
     with pytest.raises(CenterNetError, match="is both COCO split folders .* and VOC xml folders .*choose one") as e:
         load_split(root, "train")
     assert "\n" not in str(e.value)
-    data = tmp_path / "choice.yaml"  # the way out it names: a dataset file
+    assert len(load_split(root, "train", data_format="coco").samples) == 2  # the way out it names: --format
+    assert len(load_split(root, "train", data_format="voc").samples) == 1
+    assert len(load_split(root, "val", data_format="coco").samples) == 1  # valid/, by its synonym
+    with pytest.raises(CenterNetError, match="is not in YOLO layout \\(it matches: voc, coco\\)"):
+        load_split(root, "train", data_format="yolo")
+    assert main(["check", str(root), "--format", "coco", "--no-verify-images"]) == 0
+    assert "== split valid ==" in capsys.readouterr().out
+    data = tmp_path / "choice.yaml"  # or a dataset file
     data.write_text(f"train: {{coco: {root}/train/_annotations.coco.json}}\nval: {{voc: {root}/train}}\n")
     assert len(load_split(data, "train").samples) == 2 and len(load_split(data, "val").samples) == 1
 

@@ -245,6 +245,7 @@ class CenterNet:
         progress: bool = True,
         resume: bool = False,
         val_fraction: float = 0.1,
+        data_format: str | None = None,
         **settings,
     ) -> dict:
         """Train on ``data`` (see :func:`centernet.data.load_split`); settings are :class:`TrainConfig` fields.
@@ -252,6 +253,7 @@ class CenterNet:
         When ``data`` has no split ``val_split``, a seeded ``val_fraction`` of the training images is held out
         for validation (at least one), said in one line, and both lists are written to the run folder
         (``train_images.txt``, ``val_images.txt``), which ``resume``, and ``val`` with the run's weights, read back.
+        ``data_format`` ('coco', 'voc', 'yolo') reads a folder that matches several layouts as that one.
 
         ``resume=True`` on a model loaded from a run's ``last.pt`` continues that run exactly where it
         stopped (weights, optimizer, schedule, EMA, epoch, random states), in its folder, with its data
@@ -261,15 +263,17 @@ class CenterNet:
         resume_state = None
         if resume:
             data, out, train_split, val_split, shapes_config, settings, resume_state = self._resume_run(settings)
+            data_format = self.run.get("data_format")
         if self.task_name == "3d":
             settings.setdefault("flip", 0.0)  # a mirrored image would need a mirrored camera
         cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
         task_name = self.task_name
-        train = _checked(load_split(data, train_split, shapes_config, task=task_name), data, progress)
-        if val_split and not has_split(data, val_split, task_name):
+        train = _checked(load_split(data, train_split, shapes_config, task_name, data_format), data, progress)
+        if val_split and not has_split(data, val_split, task_name, data_format):
             train, val = _held_out(train, Path(out), val_split, val_fraction, cfg.seed)
         else:
-            val = _checked(load_split(data, val_split, shapes_config, task=task_name), data, progress) if val_split else None
+            val = (_checked(load_split(data, val_split, shapes_config, task_name, data_format), data, progress)
+                   if val_split else None)
         if not train.samples:
             raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no valid images")
         seed_everything(cfg.seed)
@@ -285,7 +289,8 @@ class CenterNet:
         self.keep_resolution = bool(cfg.input_height)
         info = ModelInfo(self.model_name, self.head_conv, self.task.name, self.class_names, self.category_ids, self.mean, self.std)
         run = {
-            "model": self.model_name, "data": str(data), "train_split": train_split, "val_split": val_split,
+            "model": self.model_name, "data": str(data), "data_format": data_format, "train_split": train_split,
+            "val_split": val_split,
             "shapes_config": None if shapes_config is None else asdict(shapes_config),
         }
         trainer = Trainer(self.model, self.task, train, val, cfg, info, out, progress, resume_state, run)
@@ -333,6 +338,7 @@ class CenterNet:
         flip: bool = False,
         scales: tuple[float, ...] | list[float] = (1.0,),
         voc07: bool = False,
+        data_format: str | None = None,
     ) -> dict:
         """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there.
 
@@ -347,12 +353,12 @@ class CenterNet:
         """
         self._require_model()
         held_out = None if self.weights_path is None else self.weights_path.parent / HELD_OUT_LISTS[1]
-        if held_out is not None and held_out.is_file() and not has_split(data, split, self.task_name):
-            source = load_split(data, self.run.get("train_split", "train"), shapes_config, task=self.task_name)
+        if held_out is not None and held_out.is_file() and not has_split(data, split, self.task_name, data_format):
+            source = load_split(data, self.run.get("train_split", "train"), shapes_config, self.task_name, data_format)
             print(f"{data}: no split {split!r}; validating on the {held_out.name} held out when the model trained")
             split_data = _checked(subset(source, _read_list(held_out), str(held_out)), data, progress)
         else:
-            split_data = _checked(load_split(data, split, shapes_config, task=self.task_name), data, progress)
+            split_data = _checked(load_split(data, split, shapes_config, self.task_name, data_format), data, progress)
         if split_data.class_names != self.class_names:
             if split_data.num_classes != len(self.class_names):
                 raise CenterNetError(

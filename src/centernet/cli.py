@@ -117,6 +117,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
+    p.add_argument("--format", dest="data_format", choices=("coco", "voc", "yolo"), default=None,
+                   help="read --data as this layout (for a folder that matches several)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="when the data has no --val-split: the share of training images held out for it (seeded)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 70)")
@@ -214,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="a dataset: YOLO data.yaml or folder, VOC folder, COCO folder or .json, or 'shapes'")
     p.add_argument("--split", action="append", default=None, help="split(s) to check (default: train, val, test)")
     p.add_argument("--no-verify-images", action="store_true", help="skip decoding every image")
+    p.add_argument("--format", dest="data_format", choices=("coco", "voc", "yolo"), default=None,
+                   help="read the data as this layout (for a folder that matches several)")
 
     p = sub.add_parser("val", help="evaluate weights on a dataset split (COCO AP)")
     p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt), or an exported .onnx")
@@ -221,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch or onnxruntime (default: from --weights; a .onnx written by `centernet export` runs in onnxruntime)")
     p.add_argument("--data", default="shapes")
     p.add_argument("--split", default="val")
+    p.add_argument("--format", dest="data_format", choices=("coco", "voc", "yolo"), default=None,
+                   help="read --data as this layout (for a folder that matches several)")
     p.add_argument("--out", default="runs/val")
     p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
     p.add_argument("--batch-size", type=int, default=16)
@@ -317,7 +323,8 @@ def cmd_train(args) -> int:
                       device=args.device, task_options=_task_options(args))
     val_split = None if args.val_split.lower() == "none" else args.val_split
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
-                          val_fraction=args.val_fraction, progress=_is_main_process(), **_train_settings(args))
+                          val_fraction=args.val_fraction, data_format=args.data_format, progress=_is_main_process(),
+                          **_train_settings(args))
     _print_final(metrics, Path(args.out))
     return 0
 
@@ -325,7 +332,7 @@ def cmd_train(args) -> int:
 def cmd_check(args) -> int:
     from .data.check import run_check
 
-    return run_check(args.data, args.split, verify_images=not args.no_verify_images)
+    return run_check(args.data, args.split, verify_images=not args.no_verify_images, data_format=args.data_format)
 
 
 def cmd_val(args) -> int:
@@ -334,7 +341,7 @@ def cmd_val(args) -> int:
     model = CenterNet.load(args.weights, backend=args.backend)
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
                         batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution,
-                        flip=args.flip, scales=args.scales, voc07=args.voc07)
+                        flip=args.flip, scales=args.scales, voc07=args.voc07, data_format=args.data_format)
     print(CenterNet.format_metrics(metrics))
     if args.voc07:
         per_class = ", ".join(f"{name} {ap:.3f}" for name, ap in metrics["per_class_voc07"].items())

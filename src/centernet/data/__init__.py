@@ -25,6 +25,7 @@ from .yolo import load_yaml, names_file_config, read_yolo
 
 __all__ = [
     "DatasetProblem",
+    "DATA_FORMATS",
     "DatasetSplit",
     "DetectionSample",
     "SPLIT_SYNONYMS",
@@ -73,7 +74,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CENTERNET_CACHE", Path.home() / ".cache" / "centernet"))
 
 
-def load_split(data: str | Path, split: str = "train", shapes_config=None, task: str = "detect") -> DatasetSplit:
+def load_split(
+    data: str | Path, split: str = "train", shapes_config=None, task: str = "detect", data_format: str | None = None
+) -> DatasetSplit:
     """Read one split of a dataset, for training or evaluation.
 
     ``data`` is ``"shapes"`` (the built-in synthetic set, built on first use), a YOLO
@@ -92,14 +95,18 @@ def load_split(data: str | Path, split: str = "train", shapes_config=None, task:
     ``task="detect"`` reads boxes only, keypoints ignored, except ``"shapes_pose"`` (the built-in
     synthetic pose set, ``shapes_config`` a ``ShapesPoseConfig``), which always has its keypoints.
     """
-    result = read_split(data, split, shapes_config, task)
+    result = read_split(data, split, shapes_config, task, data_format)
     if not result.samples:
         raise CenterNetError(_no_images_message(result, split))
     return result
 
 
-def read_split(data: str | Path, split: str = "train", shapes_config=None, task: str = "detect") -> DatasetSplit:
-    """Like :func:`load_split` but a split with no valid image is returned (empty) rather than raised."""
+def read_split(
+    data: str | Path, split: str = "train", shapes_config=None, task: str = "detect", data_format: str | None = None
+) -> DatasetSplit:
+    """Like :func:`load_split` but a split with no valid image is returned (empty) rather than raised.
+
+    ``data_format`` ('coco', 'voc', 'yolo'): the layout to read a folder as, for one that matches several."""
     if str(data) == "shapes3d" or task == "3d":
         return _read_3d(data, split, shapes_config)
     if task not in _COCO_PREFIX:
@@ -118,8 +125,8 @@ def read_split(data: str | Path, split: str = "train", shapes_config=None, task:
         return _read_coco_folder(root, split)
     path = Path(data)
     if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
-        split = resolve_split(split, available_splits(path, task))
-    kind = detect_format(path, split, task)
+        split = resolve_split(split, available_splits(path, task, data_format))
+    kind = detect_format(path, split, task, data_format)
     if kind == "yolo":
         if path.is_dir() and _yolo_yaml(path) is None:
             names_file, config = names_file_config(path)
@@ -142,8 +149,14 @@ def read_split(data: str | Path, split: str = "train", shapes_config=None, task:
     return _read_coco_folder(path, split, task)
 
 
-def detect_format(path: Path, split: str | None = "train", task: str = "detect") -> str:
+DATA_FORMATS = ("coco", "voc", "yolo")  # what --format chooses between
+
+
+def detect_format(path: Path, split: str | None = "train", task: str = "detect", data_format: str | None = None) -> str:
     """``"yolo"``, ``"voc"`` or ``"coco"`` from the path alone; CenterNetError for anything else.
+
+    ``data_format``: the layout to take when the path matches it (a folder may match several); a path that
+    does not match it is a CenterNetError naming what it does match.
 
     ``.yaml``/``.yml`` file or folder with ``data.yaml`` -> YOLO; folder with
     ``Annotations/`` and ``JPEGImages/`` -> VOC; folder with ``annotations/instances_*.json``
@@ -156,6 +169,14 @@ def detect_format(path: Path, split: str | None = "train", task: str = "detect")
     path = Path(path)
     if not path.exists():
         raise CenterNetError(f"dataset path {str(path)!r} does not exist; expected {LAYOUTS}")
+    if data_format is not None:
+        if data_format not in DATA_FORMATS:
+            raise CenterNetError(f"format={data_format!r} is not known; expected one of: {', '.join(DATA_FORMATS)}")
+        found = _layouts(path)
+        if data_format not in found:
+            raise CenterNetError(f"dataset {str(path)!r} is not in {data_format.upper()} layout (it matches: "
+                                 f"{', '.join(found) or 'no known layout'})")
+        return data_format
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in (".yaml", ".yml"):
@@ -181,14 +202,26 @@ def detect_format(path: Path, split: str | None = "train", task: str = "detect")
     if coco and voc:
         raise CenterNetError(
             f"dataset folder {str(path)!r} is both COCO split folders ({', '.join(coco)}: one .json each) and VOC "
-            f"xml folders ({', '.join(voc)}); choose one: point --data at a split's .json or xml folder, or name "
-            "each split's source in a dataset file (train: {coco: train/_annotations.coco.json}, val: {voc: valid})")
+            f"xml folders ({', '.join(voc)}); choose one with --format coco or --format voc")
     if coco or voc:
         return "coco" if coco else "voc"
     raise CenterNetError(f"dataset folder {str(path)!r} has no known layout; expected {LAYOUTS}")
 
 
-def available_splits(data: str | Path, task: str = "detect") -> list[str]:
+def _layouts(path: Path) -> list[str]:
+    """Every layout ``path`` matches (see :func:`detect_format`)."""
+    if path.is_file():
+        return {".yaml": ["yolo"], ".yml": ["yolo"], ".json": ["coco"]}.get(path.suffix.lower(), [])
+    matches = {
+        "yolo": _yolo_yaml(path) is not None or names_file_config(path) is not None,
+        "voc": ((path / "Annotations").is_dir() and (path / "JPEGImages").is_dir()) or bool(xml_folders(path)),
+        "coco": bool(_coco_splits(path) or _coco_splits(path, "pose") or coco_split_folders(path)),
+        "kitti": kitti_folder(path) is not None,
+    }
+    return [kind for kind, found in matches.items() if found]
+
+
+def available_splits(data: str | Path, task: str = "detect", data_format: str | None = None) -> list[str]:
     """The split names a dataset defines (for a COCO .json file: the one it is, named after it).
 
     For a COCO folder: the ``instances_<split>.json`` names, ``person_keypoints_<split>.json`` for ``task="pose"``.
@@ -198,7 +231,7 @@ def available_splits(data: str | Path, task: str = "detect") -> list[str]:
     if str(data) == "shapes3d":
         return ["train", "val"]
     path = Path(data)
-    kind = detect_format(path, None)
+    kind = detect_format(path, None, data_format=data_format)
     if kind == "kitti":
         return kitti_splits(path)
     if kind == "yolo":
@@ -214,11 +247,11 @@ def available_splits(data: str | Path, task: str = "detect") -> list[str]:
     return _coco_splits(path, task) or sorted(coco_split_folders(path))
 
 
-def has_split(data: str | Path, split: str, task: str = "detect") -> bool:
+def has_split(data: str | Path, split: str, task: str = "detect", data_format: str | None = None) -> bool:
     """Whether ``data`` defines ``split`` (or a synonym of it); a single COCO .json has every split."""
     if str(data) in ("shapes", "shapes_pose", "shapes3d") or Path(data).suffix.lower() == ".json":
         return True
-    have = available_splits(data, "detect" if task == "3d" else task)
+    have = available_splits(data, "detect" if task == "3d" else task, data_format)
     return resolve_split(split, have) in have
 
 

@@ -186,7 +186,8 @@ def _problem_lines(problems: list[DatasetProblem]) -> list[str]:
 
 
 def run_check(
-    data: str, splits: list[str] | None = None, verify_images: bool = True, progress: bool = True
+    data: str, splits: list[str] | None = None, verify_images: bool = True, progress: bool = True,
+    data_format: str | None = None,
 ) -> int:
     """``centernet check DATA``: print :func:`format_report` for each split; returns 0 (problems are not fatal).
 
@@ -197,9 +198,10 @@ def run_check(
     from . import SPLIT_SYNONYMS, available_splits, read_split
 
     if not splits:
-        have = available_splits(data)
+        have = available_splits(data, data_format=data_format)
         splits = [s for names in SPLIT_SYNONYMS for s in have if s.lower() in names] or have
-    reports = [check_split(read_split(data, name), verify_images=verify_images, progress=progress) for name in splits]
+    reports = [check_split(read_split(data, name, data_format=data_format), verify_images=verify_images,
+                           progress=progress) for name in splits]
     _mark_shared_images(splits, reports)
     images = boxes = 0
     problems: list[DatasetProblem] = []

@@ -17,7 +17,7 @@ variants are changes that are not settings of the package, patched in for the ru
   (TTFNet's layout) instead of one each;
 - ``head_conv=C``: the heads' hidden channels (a model setting);
 - ``regress_at=gaussian``, ``box_loss=l1``: detection task options (``DETECTION_OPTIONS``; the demo's
-  ``box_loss`` is ``giou`` since session 10, so ``box_loss=l1`` gives the earlier rows' recipe);
+  ``box_loss`` is ``giou``, so ``box_loss=l1`` gives the paper's L1 alone);
 - ``joint_peak=nearest``, ``joint_offsets_at=gaussian``: pose task options (``POSE_OPTIONS``);
 - ``model=resnet18``: the architecture.
 

@@ -101,6 +101,13 @@ def _add_task_option_args(p: argparse.ArgumentParser, defaults: str) -> None:
                         "heatmap Gaussian, weighted by it")
 
 
+def _add_format_arg(p: argparse.ArgumentParser) -> None:
+    from .data.mixed import DATA_FORMATS
+
+    p.add_argument("--format", dest="data_format", choices=DATA_FORMATS, default=None,
+                   help="read the data as this layout (for a folder that matches several)")
+
+
 def _task_options(args, defaults: dict | None = None) -> dict:
     """The task options given on the command line, over ``defaults``."""
     given = {name: value for name in sorted(_task_option_choices()) if (value := getattr(args, name)) is not None}
@@ -117,8 +124,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
-    p.add_argument("--format", dest="data_format", choices=("coco", "voc", "yolo"), default=None,
-                   help="read --data as this layout (for a folder that matches several)")
+    _add_format_arg(p)
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="when the data has no --val-split: the share of training images held out for it (seeded)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 70)")
@@ -216,8 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="a dataset: YOLO data.yaml or folder, VOC folder, COCO folder or .json, or 'shapes'")
     p.add_argument("--split", action="append", default=None, help="split(s) to check (default: train, val, test)")
     p.add_argument("--no-verify-images", action="store_true", help="skip decoding every image")
-    p.add_argument("--format", dest="data_format", choices=("coco", "voc", "yolo"), default=None,
-                   help="read the data as this layout (for a folder that matches several)")
+    _add_format_arg(p)
 
     p = sub.add_parser("val", help="evaluate weights on a dataset split (COCO AP)")
     p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt), or an exported .onnx")
@@ -225,8 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch or onnxruntime (default: from --weights; a .onnx written by `centernet export` runs in onnxruntime)")
     p.add_argument("--data", default="shapes")
     p.add_argument("--split", default="val")
-    p.add_argument("--format", dest="data_format", choices=("coco", "voc", "yolo"), default=None,
-                   help="read --data as this layout (for a folder that matches several)")
+    _add_format_arg(p)
     p.add_argument("--out", default="runs/val")
     p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
     p.add_argument("--batch-size", type=int, default=16)

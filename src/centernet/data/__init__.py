@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import CenterNetError
 from .coco import read_coco
 from .kitti import kitti_folder, kitti_splits, read_kitti
-from .mixed import is_mixed, read_mixed, splits_in_mixed
+from .mixed import DATA_FORMATS, is_mixed, read_mixed, splits_in_mixed
 from .samples import IMAGE_DROP_KINDS, DatasetProblem, DatasetSplit, DetectionSample, problem_summary
 from .voc import IMAGE_SUFFIXES, read_voc, xml_folders
 from .yolo import load_yaml, names_file_config, read_yolo
@@ -147,9 +147,6 @@ def read_split(
     if path.is_file():
         return read_coco(path, _coco_images_dir(path, split), task)
     return _read_coco_folder(path, split, task)
-
-
-DATA_FORMATS = ("coco", "voc", "yolo")  # what --format chooses between
 
 
 def detect_format(path: Path, split: str | None = "train", task: str = "detect", data_format: str | None = None) -> str:

@@ -29,7 +29,7 @@ from ..errors import CenterNetError
 from .samples import DatasetProblem, DatasetSplit, DetectionSample
 from .yolo import NON_SPLIT_KEYS, dataset_root, read_yolo, splits_in
 
-SOURCE_FORMATS = ("coco", "voc", "yolo")
+DATA_FORMATS = ("coco", "voc", "yolo")  # the formats a source (and --format) names
 
 
 def is_mixed(config: dict[str, Any]) -> bool:
@@ -48,10 +48,10 @@ def read_mixed(yaml_path: Path, config: dict[str, Any], split: str, task: str | 
         have = ", ".join(splits_in_mixed(config)) or "none"
         raise CenterNetError(f"{yaml_path}: no split {split!r} (splits defined: {have})")
     names = config.get("names")
-    if names is None:
-        names = sorted({n for other in splits_in_mixed(config) for n in _read_source(yaml_path, config, other,
-                                                                                     task).class_names})
-    elif not (isinstance(names, list) and names and all(isinstance(n, (str, int)) for n in names)):
+    if names is None:  # every source's classes, each source read once
+        sources = {other: _read_source(yaml_path, config, other, task) for other in splits_in_mixed(config)}
+        return relabel(sources[split], sorted({n for source in sources.values() for n in source.class_names}))
+    if not (isinstance(names, list) and names and all(isinstance(n, (str, int)) for n in names)):
         raise CenterNetError(f"{yaml_path}: 'names' must be a non-empty list of class names")
     return relabel(_read_source(yaml_path, config, split, task), [str(n) for n in names])
 
@@ -65,8 +65,8 @@ def _read_source(yaml_path: Path, config: dict[str, Any], split: str, task: str 
             raise CenterNetError(f"{yaml_path}: split {split!r} is YOLO images, whose labels are class indices: "
                                  "the yaml needs 'names'")
         return read_yolo(yaml_path, split, task, config)
-    formats = [f for f in SOURCE_FORMATS if f in entry]
-    unknown = sorted(set(entry) - {*SOURCE_FORMATS, "images", "split"})
+    formats = [f for f in DATA_FORMATS if f in entry]
+    unknown = sorted(set(entry) - {*DATA_FORMATS, "images", "split"})
     if len(formats) != 1 or unknown:
         raise CenterNetError(f"{yaml_path}: split {split!r} must name one source as coco:, voc: or yolo: (with "
                              f"optional images: and split:), got {sorted(entry)}")

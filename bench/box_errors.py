@@ -29,7 +29,7 @@ import yaml
 
 from centernet import CenterNet
 from centernet.data.shapes import ShapesConfig, visible_fractions
-from centernet.eval.voc import box_iou
+from centernet.ops.boxes import box_iou
 
 BUCKETS = ((0, 12), (12, 24), (24, 48), (48, 10_000))  # the ground truth's longer side, pixels
 VISIBLE = (("0.5-0.7", 0.5, 0.7), ("0.7-0.9", 0.7, 0.9), ("0.9-1", 0.9, 1.0), ("1 (not covered)", 1.0, 1.1))

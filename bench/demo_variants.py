@@ -2,9 +2,9 @@
 
     python bench/demo_variants.py [--task pose] NAME MINUTES [setting=value ...] [variant=value ...]
 
-Trains the demo's model (``cli.DEMO_MODEL``; ``model=NAME`` for another) on the demo's built-in set (for
-detection the shapes folder built by ``make demo``, or any folder given with ``--data``) with the demo's
-settings (``cli.demo_setup`` and ``DEMO_TASK_OPTIONS``) for MINUTES, then validates once; the run goes to
+Trains the demo's model (the task's ``demo()`` recipe; ``model=NAME`` for another) on the demo's built-in set
+(for detection the shapes folder built by ``make demo``, or any folder given with ``--data``) with the demo's
+settings and task options (the same recipe) for MINUTES, then validates once; the run goes to
 ``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
 ``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``,
 ``start_input_size=96,128 resize_at=0.25,0.5``; the demo's own are those two since session 14, so rows measured
@@ -39,13 +39,12 @@ import torch.nn as nn
 import centernet.models.centernet as model_module
 import centernet.tasks.detection as detection
 from centernet import CenterNet
-from centernet.cli import DEMO_MODEL, DEMO_TASK_OPTIONS, demo_setup
 from centernet.config import TrainConfig
 from centernet.data import default_cache_dir
 from centernet.data.shapes import build_shapes
 from centernet.models.heads import Head
 from centernet.models.necks import ShortcutUpsampleNeck
-from centernet.tasks import TASK_OPTIONS, TASKS
+from centernet.tasks import list_tasks, task_class
 
 
 class NormedHead(Head):
@@ -97,12 +96,13 @@ def main() -> None:
     parser.add_argument("minutes", type=float)
     parser.add_argument("changes", nargs="*", help="setting=value or variant=value")
     parser.add_argument("--data", default=None, help="detect: a shapes folder (default: the demo's, built if missing)")
-    parser.add_argument("--task", choices=TASKS, default="detect", help="whose demo (default detect)")
+    parser.add_argument("--task", choices=list_tasks(), default="detect", help="whose demo (default detect)")
     args = parser.parse_args()
-    data, data_config, demo_settings = demo_setup(args.task)
-    settings = {**demo_settings, "time_limit": args.minutes}
-    head_conv, model_name = None, DEMO_MODEL[args.task]
-    task_options = dict(DEMO_TASK_OPTIONS.get(args.task, {}))
+    recipe = task_class(args.task).demo()
+    data, data_config = recipe.data, recipe.data_config()
+    settings = {**recipe.train, "time_limit": args.minutes}
+    head_conv, model_name = None, recipe.model
+    task_options = dict(recipe.task_options)
     weights = {f.name: f.default for f in fields(detection.DetectionLossWeights)}
     for change in args.changes:
         key, _, value = change.partition("=")
@@ -113,7 +113,7 @@ def main() -> None:
             model_module.Head = NormedHead
         elif key == "shortcut_depth":
             model_module.ShortcutUpsampleNeck = deep_shortcut_neck([int(c) for c in value])
-        elif key in TASK_OPTIONS.get(args.task, {}):
+        elif key in task_class(args.task).OPTIONS:
             task_options[key] = value
         elif key == "head_conv":
             head_conv = int(value)
@@ -121,7 +121,7 @@ def main() -> None:
             model_name = value
         else:
             settings[key] = parse_setting(key, value)
-    if args.task == "detect":  # a folder, so that --data can name another
+    if recipe.data == "shapes":  # a folder, so that --data can name another
         data, data_config = args.data or build_shapes(default_cache_dir() / "datasets", data_config), None
     model = CenterNet(model_name, task=args.task, head_conv=head_conv, task_options=task_options)
     metrics = model.train(data=data, out=f"runs/variants/{args.name}", shapes_config=data_config, progress=False,

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine_header, time_it  # noqa: E402
 
 from centernet.losses import focal_loss_from_logits, sparse_focal_loss_from_logits  # noqa: E402
-from centernet.targets.gaussian import gaussian_radius  # noqa: E402
-from centernet.targets.sparse import dense_targets, heatmap_entries  # noqa: E402
+from centernet.ops.gaussian import gaussian_radius  # noqa: E402
+from centernet.ops.sparse import dense_targets, heatmap_entries  # noqa: E402
 from centernet.tasks import DetectionTask  # noqa: E402
 
 NUM_CLASSES = 80

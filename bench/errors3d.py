@@ -18,8 +18,8 @@ import numpy as np
 
 from centernet import CenterNet
 from centernet.data import load_split
-from centernet.eval.kitti import KittiEvalSettings, evaluate_kitti
-from centernet.eval.voc import box_iou
+from centernet.tasks.mono3d.metrics import KittiEvalSettings, evaluate_kitti
+from centernet.ops.boxes import box_iou
 
 LOOSE = {"Car": (0.5,) * 3, "Pedestrian": (0.25,) * 3, "Cyclist": (0.25,) * 3}
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--conf", type=float, default=0.1)
     args = parser.parse_args()
     model = CenterNet(args.weights)
-    split = load_split(args.data, args.split, task="3d")
+    split = load_split(args.data, args.split, needs=("objects3d", "calib"))
     results = model.predict([s.image_path for s in split.samples], conf=0.0)
     depth, lateral, dims, angle = [], [], [], []
     for sample, r in zip(split.samples, results):

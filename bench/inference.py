@@ -47,7 +47,7 @@ from model_size import measure  # noqa: E402
 from centernet import create_model, list_models  # noqa: E402
 from centernet.api import Detections  # noqa: E402
 from centernet.data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb  # noqa: E402
-from centernet.decode import transform_boxes  # noqa: E402
+from centernet.ops.affine import transform_boxes  # noqa: E402
 from centernet.engine.inference import (  # noqa: E402
     InferenceSettings,
     clip_to_images,
@@ -56,7 +56,7 @@ from centernet.engine.inference import (  # noqa: E402
     run_model,
 )
 from centernet.engine.precision import resolve_precision  # noqa: E402
-from centernet.tasks import DetectionTask  # noqa: E402
+from centernet.tasks import DetectionTask, ImageMeta  # noqa: E402
 
 BCCD_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd" / "JPEGImages"
 NUM_CLASSES = 80
@@ -123,7 +123,7 @@ def torch_stages(model: torch.nn.Module, task: DetectionTask, image: np.ndarray,
     return [
         ("pre", pre),
         ("model", lambda batch: run_model(model, batch, settings)),
-        ("decode", lambda outputs: task.decode(outputs, state["to_original"], MAX_DETECTIONS)),
+        ("decode", lambda outputs: task.decode(outputs, ImageMeta(state["to_original"]), MAX_DETECTIONS)),
         ("post", lambda dets: to_results(dets, [image])),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from centernet.data.shapes import ShapesConfig
@@ -56,3 +57,19 @@ def trained_run(tmp_path_factory):
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     return {"model": model, "out": out, "before": before, "after": metrics, "rows": rows}
+
+
+def random_boxes(rng, n, out_h, out_w, num_classes):
+    """Boxes of every awkward kind: tiny, huge, zero and negative sides, on and past the borders, integer corners."""
+    cx, cy = rng.uniform(-2, out_w + 2, n), rng.uniform(-2, out_h + 2, n)
+    bw, bh = rng.choice([0.0, 0.3, 1.0, 2.5, 7.0, 30.0, 200.0], n) * rng.uniform(0.5, 1.5, n), rng.uniform(0, 60, n)
+    bw[rng.random(n) < 0.1] = 0.0           # zero width
+    bh[rng.random(n) < 0.05] = -1.0         # negative height
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+    clip = rng.random(n) < 0.7              # most clipped to the map, as the dataset gives them
+    boxes[clip, 0::2] = boxes[clip, 0::2].clip(0, out_w)
+    boxes[clip, 1::2] = boxes[clip, 1::2].clip(0, out_h)
+    same = rng.random(n) < 0.15
+    boxes[same] = np.round(boxes[same][:1])  # a few identical boxes (same class or not), integer corners
+    labels = rng.integers(0, num_classes, n)
+    return boxes.astype(np.float32), labels

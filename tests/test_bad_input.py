@@ -309,7 +309,7 @@ def test_dataset_check_counts_every_bad_image_and_training_reads_the_rest(tmp_pa
     from centernet.data.dataset import DetectionDataset
     from centernet.tasks import DetectionTask
 
-    dataset = DetectionDataset(kept, 32, encoder=DetectionTask(num_classes=1).encoder())
+    dataset = DetectionDataset(kept, 32, task=DetectionTask(num_classes=1))
     assert all(dataset[i]["image"].shape == (3, 32, 32) for i in range(len(dataset)))
 
 

@@ -21,8 +21,8 @@ from centernet.data.voc import read_voc
 from centernet.data.samples import DatasetSplit, DetectionSample, ignore_labels_of
 from centernet.eval.coco import evaluate_coco_boxes
 from centernet.losses import focal_loss_from_logits
-from centernet.targets.detection import IGNORE_TARGET, DetectionTargetEncoder
-from centernet.targets.mono3d import Mono3DTargetEncoder
+from centernet.tasks.detection.targets import IGNORE_TARGET, DetectionTargetEncoder
+from centernet.tasks.mono3d.targets import Mono3DTargetEncoder
 
 P2 = np.array([[300.0, 0, 160, 10], [0, 300, 48, 0], [0, 0, 1, 0.005]])
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -121,10 +122,14 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
 
     import torch
 
-    from centernet import cli
+    from centernet.data.shapes import ShapesConfig
+    from centernet.tasks import DetectionTask
 
-    monkeypatch.setattr(cli, "DEMO_SHAPES", {**cli.DEMO_SHAPES, "image_size": 64, "num_train": 16, "num_val": 4})
-    monkeypatch.setattr(cli, "DEMO_DETECT_TRAIN", {**cli.DEMO_DETECT_TRAIN, "input_size": 64, "batch_size": 4, "epochs": 1})
+    recipe = DetectionTask.demo()
+    tiny = replace(recipe, data_config=lambda: replace(recipe.data_config(), image_size=64, num_train=16, num_val=4),
+                   train={**recipe.train, "input_size": 64, "batch_size": 4, "epochs": 1})
+    monkeypatch.setattr(DetectionTask, "demo", classmethod(lambda cls: tiny))
+    assert isinstance(recipe.data_config(), ShapesConfig) and recipe.model == "resnet18_shortcut"
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--minutes", "5", "--workers", "0", "--input-size", "96",
                  "--start-input-size", "32", "64", "--resize-at", "0.3", "0.6", "--batch-size", "2"]) == 0
@@ -141,8 +146,8 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     train_config = checkpoint["train_config"]
     assert train_config["batch_size"] == 2
     assert train_config["cache_images"] is True  # the demo decodes its images once
-    assert train_config["lr"] == pytest.approx(cli.DEMO_DETECT_TRAIN["lr"] * 0.5**0.5)
-    assert train_config["warmup_iters"] == 2 * cli.DEMO_DETECT_TRAIN["warmup_iters"]
+    assert train_config["lr"] == pytest.approx(recipe.train["lr"] * 0.5**0.5)
+    assert train_config["warmup_iters"] == 2 * recipe.train["warmup_iters"]
     printed = capsys.readouterr().out
     assert "final: mAP" in printed
     assert "cached 16 decoded images" in printed  # the trainer filled the cache, not only recorded the setting
@@ -161,20 +166,22 @@ def test_pose_demo_trains_its_recipe_and_reports_keypoint_ap(tmp_path, monkeypat
 
     import torch
 
-    from centernet import cli
+    from centernet.tasks import PoseTask
 
-    monkeypatch.setattr(cli, "DEMO_POSE_SHAPES", {**cli.DEMO_POSE_SHAPES, "image_size": 64, "num_train": 8,
-                                                  "num_val": 2, "num_joints": 5})
-    tiny = {**cli.DEMO_POSE_TRAIN, "input_size": 64, "batch_size": 4, "epochs": 2, "start_input_size": (32,),
+    recipe = PoseTask.demo()
+    tiny = {**recipe.train, "input_size": 64, "batch_size": 4, "epochs": 2, "start_input_size": (32,),
             "resize_at": (0.5,)}
-    monkeypatch.setattr(cli, "DEMO_POSE_TRAIN", tiny)
+    data_config = replace(recipe.data_config(), image_size=64, num_train=8, num_val=2, num_joints=5)
+    assert data_config.back_fraction == 0.0  # the demo's figures all face the viewer
+    monkeypatch.setattr(PoseTask, "demo", classmethod(lambda cls: replace(recipe, data_config=lambda: data_config,
+                                                                          train=tiny)))
     out = tmp_path / "demo_pose"
     assert main(["demo", "--task", "pose", "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"kp_map", "kp_map50", "kp_map75", "map", "map50", "map75"} <= set(metrics)
     checkpoint = torch.load(out / "last.pt", weights_only=True)
-    assert checkpoint["model_name"] == cli.DEMO_MODEL["pose"] == "resnet18_shortcut"
-    expected_options = {"joint_peak": "score_distance", **cli.DEMO_TASK_OPTIONS.get("pose", {})}
+    assert checkpoint["model_name"] == recipe.model == "resnet18_shortcut"
+    expected_options = {"joint_peak": "score_distance", **recipe.task_options}
     assert {k: checkpoint["task_config"][k] for k in expected_options} == expected_options
     train_config = checkpoint["train_config"]
     for name in ("ema", "cache_images", "batch_size", "lr"):
@@ -184,7 +191,10 @@ def test_pose_demo_trains_its_recipe_and_reports_keypoint_ap(tmp_path, monkeypat
 
 
 def test_demo_batch_settings_scale_the_lr_and_keep_the_warm_up_images():
-    from centernet.cli import DEMO_DETECT_TRAIN, demo_batch_settings
+    from centernet.cli import demo_batch_settings
+    from centernet.tasks import DetectionTask
+
+    DEMO_DETECT_TRAIN = DetectionTask.demo().train
 
     assert DEMO_DETECT_TRAIN["batch_size"] == 16 and DEMO_DETECT_TRAIN["lr"] == 6e-3
     assert demo_batch_settings(DEMO_DETECT_TRAIN, None) == {"batch_size": 16, "lr": 6e-3, "warmup_iters": 100}
@@ -195,3 +205,29 @@ def test_demo_batch_settings_scale_the_lr_and_keep_the_warm_up_images():
     assert demo_batch_settings(DEMO_DETECT_TRAIN, 32)["warmup_iters"] == 50
     # given values win over the rules (the measured longer run: batch 8, lr 4e-3, 200 warm-up steps)
     assert demo_batch_settings(DEMO_DETECT_TRAIN, 8, 4e-3, 150) == {"batch_size": 8, "lr": 4e-3, "warmup_iters": 150}
+
+
+def test_train_flags_come_from_the_settings_dataclass():
+    """Every training flag is a TrainConfig field: not given, the field keeps its default; given, it is passed on."""
+    from dataclasses import fields
+
+    from centernet.cli import TRAIN_FLAGS, _train_settings, build_parser
+    from centernet.config import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    assert {name for name, *_ in TRAIN_FLAGS} <= names
+    parser = build_parser()
+    assert _train_settings(parser.parse_args(["train"])) == {}  # TrainConfig's defaults (or the task's) apply
+    given = parser.parse_args(["train", "--epochs", "3", "--no-ema", "--cache", "--optimizer", "sgd", "--fliplr", "0",
+                               "--start-input-size", "96", "128", "--resize-at", "0.2", "0.4", "--lr", "1e-3"])
+    settings = _train_settings(given)
+    assert settings == {"epochs": 3, "ema": False, "cache_images": True, "optimizer": "sgd", "flip": 0.0,
+                        "start_input_size": [96, 128], "resize_at": [0.2, 0.4], "lr": 1e-3}
+    config = TrainConfig.from_dict(settings).validate()
+    assert config.start_input_size == (96, 128) and config.ema is False
+    for name, flag, _ in TRAIN_FLAGS:  # each flag's choices are the field's
+        action = next(a for a in parser._subparsers._group_actions[0].choices["train"]._actions if a.dest == name)
+        assert action.choices == TrainConfig.CHOICES.get(name), flag
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--optimizer", "lion"])
+

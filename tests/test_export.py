@@ -20,9 +20,10 @@ import torch
 from centernet import CenterNet, CenterNetError
 from centernet.cli import main
 from centernet.data import load_split
-from centernet.decode import decode_detections
-from centernet.export import ExportModule, export_module, topk_peaks_fixed
-from centernet.registry import create_model
+from centernet.tasks.detection.decode import decode_detections
+from centernet.export import ExportModule, export_module
+from centernet.ops.peaks import topk_peaks_fixed
+from centernet.models import create_model
 
 from conftest import TINY_SHAPES
 

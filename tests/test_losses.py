@@ -3,10 +3,9 @@ import math
 import pytest
 import torch
 
-from centernet.losses import (
-    focal_loss_from_logits, gather_at_index, masked_l1_loss, owned_pixels, weighted_l1_loss,
-)
-from centernet.targets.sparse import object_pixels
+from centernet.losses import focal_loss_from_logits, masked_l1_loss, owned_pixels, weighted_l1_loss
+from centernet.ops.peaks import gather_at_index
+from centernet.ops.sparse import object_pixels
 
 
 def direct_focal(logits, target):
@@ -131,7 +130,7 @@ def test_regress_at_gaussian_trains_boxes_that_decode_right_one_pixel_off_the_pe
     and a peak a pixel off decodes the true box; the paper's centre-only loss trains the centre pixel alone."""
     import numpy as np
 
-    from centernet.decode import decode_detections
+    from centernet.tasks.detection.decode import decode_detections
     from centernet.tasks import DetectionTask
 
     box = np.array([[4.0, 6.0, 36.0, 27.0]])                     # output pixels: centre (20, 16.5), radius 7
@@ -189,7 +188,7 @@ def test_detection_task_options():
 
 
 def test_paired_giou_hand_computed():
-    from centernet.losses import paired_giou
+    from centernet.ops.boxes import paired_giou
 
     a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
     b = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0], [2.0, 0.0, 3.0, 1.0], [1.0, 1.0, 1.0, 1.0]])

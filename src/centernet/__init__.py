@@ -2,7 +2,7 @@
 
 from .api import CenterNet, Detections
 from .errors import CenterNetError
-from .registry import create_model, list_models, register_model
+from .models import create_model, list_models, register_model
 
 __version__ = "0.1.0"
 __all__ = ["CenterNet", "CenterNetError", "Detections", "create_model", "list_models", "register_model"]

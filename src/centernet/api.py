@@ -13,10 +13,9 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,102 +23,30 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import has_split, hold_out, load_split, subset
+from .data import has_split, load_split, subset
 from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
 from .data.images import ImageFileError
 from .engine.checkpoint import load_checkpoint, save_safetensors
 from .engine.inference import InferenceSettings, detect, evaluate_split
 from .engine.precision import resolve_precision
-from .engine.trainer import ModelInfo, Trainer, seed_everything, validation_line
+from .engine.trainer import ModelInfo, Trainer, seed_everything
 from .errors import CenterNetError
 from .eval.coco import format_per_class_table, metrics_to_jsonable
 from .export import (
     EXPORT_FORMATS, ONNX_OPSET, ExportMetadata, export_module, export_onnx, export_torchscript, output_layout,
 )
-from .registry import create_model, list_models
-from .tasks import TASKS, build_task, task_from_split
-from .visualize import birds_eye_view, draw_boxes, draw_boxes3d, draw_keypoints, heatmap_overlay, save_image
+from .models import create_model, list_models
+from .models.heads import set_head_biases
+from .tasks import build_task, task_class, task_from_split
+from .results import Detections
+from .runs import HELD_OUT_LISTS, builtin_config, checked_split, held_out_split, read_list
+from .sources import camera_of, check_array, expand_sources
 
 if TYPE_CHECKING:
     from .engine.onnx_backend import OnnxRuntimeBackend
 
-OBJECT3D_FIELDS = ("dimensions", "location", "rotation_y", "alpha", "depth")  # what a 3D detection adds
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 BACKENDS = ("torch", "onnxruntime")  # what runs the network: PyTorch (a .pt), or ONNX Runtime (an exported .onnx)
 EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript", "safetensors": ".safetensors"}
-
-
-@dataclass
-class Detections:
-    """Detections of one image.
-
-    boxes (N, 4) float32, x1 y1 x2 y2 in original image pixels; scores (N,) float32 in
-    [0, 1], descending; labels (N,) int64 in 0..C-1 (names in ``class_names``).
-    ``heatmap`` (C, h, w) class probabilities at stride 4, when asked for.
-    Pose models: ``keypoints`` (N, K, 3) x, y in original pixels and a score per joint, ``skeleton`` the
-    joint pairs to draw.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    image: np.ndarray = field(repr=False)        # (H, W, 3) uint8 RGB, the original
-    path: Path | None = None
-    heatmap: np.ndarray | None = field(default=None, repr=False)
-    keypoints: np.ndarray | None = None          # pose: (N, K, 3)
-    skeleton: list[tuple[int, int]] = field(default_factory=list, repr=False)
-    objects3d: dict[str, np.ndarray] | None = None  # 3D: dimensions (N, 3) h w l, location (N, 3), rotation_y,
-                                                    # alpha, depth (N,), in KITTI's camera frame (metres, radians)
-    calib: np.ndarray | None = field(default=None, repr=False)  # 3D: the camera's P2 (3, 4)
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-    def plot(self, heatmap: bool = False) -> np.ndarray:
-        """The image with boxes drawn (and the heatmap overlaid in JET, when kept): (H, W, 3) uint8 RGB."""
-        image = self.image
-        if heatmap and self.heatmap is not None:
-            image = heatmap_overlay(image, self.heatmap)
-        if self.objects3d is not None and self.calib is not None:
-            o = self.objects3d
-            return draw_boxes3d(image, o["dimensions"], o["location"], o["rotation_y"], self.labels, self.calib)
-        image = draw_boxes(image, self.boxes, self.labels, self.scores, self.class_names, score_threshold=0.0)
-        if self.keypoints is not None:
-            image = draw_keypoints(image, self.keypoints, self.skeleton)
-        return image
-
-    def bev(self, size: int = 400, depth: float = 60.0) -> np.ndarray:
-        """3D models: a bird's-eye view of the objects (size, size, 3) uint8 RGB, camera at the bottom centre."""
-        if self.objects3d is None:
-            raise CenterNetError("bev() needs 3D detections (a model trained with task='3d')")
-        o = self.objects3d
-        return birds_eye_view([(o["dimensions"], o["location"], o["rotation_y"], self.labels)], size, (0.0, depth),
-                              (-depth / 2, depth / 2))
-
-    def to_kitti(self) -> list:
-        """3D models: the objects as KITTI label rows (:class:`centernet.data.kitti.KittiObject`, with scores)."""
-        from .decode_mono3d import detections_to_kitti
-
-        if self.objects3d is None:
-            raise CenterNetError("to_kitti() needs 3D detections (a model trained with task='3d')")
-        dets = {"boxes": self.boxes, "scores": self.scores, "labels": self.labels, **self.objects3d}
-        return detections_to_kitti(dets, self.class_names, score_threshold=-1.0)
-
-    def to_dict(self) -> dict:
-        """Plain lists and numbers (what ``centernet predict`` writes to JSON)."""
-        result = {
-            "boxes": np.round(self.boxes, 2).tolist(), "scores": np.round(self.scores, 4).tolist(),
-            "labels": self.labels.tolist(), "names": [self.class_names[int(i)] for i in self.labels],
-        }
-        if self.keypoints is not None:
-            result["keypoints"] = np.round(self.keypoints, 3).tolist()
-        if self.objects3d is not None:
-            result.update({name: np.round(value, 4).tolist() for name, value in self.objects3d.items()})
-        return result
-
-    def save(self, path: str | Path, heatmap: bool = False) -> Path:
-        return save_image(path, self.plot(heatmap))
 
 
 class CenterNet:
@@ -163,8 +90,8 @@ class CenterNet:
         self.test_padding = "corner"  # keep_resolution canvas style; converted original weights use "original"
         self.keep_resolution = False  # the default of val / predict (True for models trained on a rectangular input)
         self.head_conv, self.pretrained = head_conv, pretrained
-        if task is not None and task not in TASKS:
-            raise CenterNetError(f"task={task!r} is not known; expected one of: {', '.join(TASKS)}")
+        if task is not None:
+            task_class(task)  # a one-line error for an unknown name
         self.task_name = task or "detect"
         self.task_options = dict(task_options or {})
         self.skipped: list[tuple[Path, str]] = []  # image files the last predict() could not read, with why
@@ -178,9 +105,7 @@ class CenterNet:
             if str(model) not in list_models():
                 raise CenterNetError(f"unknown model {str(model)!r}; expected one of: {', '.join(list_models())} or a .pt file")
             self.model_name = str(model)
-            if num_classes is not None:
-                if self.task_name != "detect":
-                    raise CenterNetError(f"num_classes alone cannot build a {self.task_name!r} model; train it on data")
+            if num_classes is not None:  # a task that needs more than a class count (pose: joints) says so
                 self._build(num_classes, [f"class{i}" for i in range(num_classes)], list(range(1, num_classes + 1)))
 
     # ----------------------------------------------------------------- build
@@ -264,20 +189,19 @@ class CenterNet:
         if resume:
             data, out, train_split, val_split, shapes_config, settings, resume_state = self._resume_run(settings)
             data_format = self.run.get("data_format")
-        if self.task_name == "3d":
-            settings.setdefault("flip", 0.0)  # a mirrored image would need a mirrored camera
+        settings = {**task_class(self.task_name).train_defaults(), **settings}
         cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
-        task_name = self.task_name
-        train = _checked(load_split(data, train_split, shapes_config, task_name, data_format), data, progress)
-        if val_split and not has_split(data, val_split, task_name, data_format):
-            train, val = _held_out(train, Path(out), val_split, val_fraction, cfg.seed)
+        needs = task_class(self.task_name).needs
+        train = checked_split(load_split(data, train_split, shapes_config, needs, data_format), data, progress)
+        if val_split and not has_split(data, val_split, needs, data_format):
+            train, val = held_out_split(train, Path(out), val_split, val_fraction, cfg.seed)
         else:
-            val = (_checked(load_split(data, val_split, shapes_config, task_name, data_format), data, progress)
+            val = (checked_split(load_split(data, val_split, shapes_config, needs, data_format), data, progress)
                    if val_split else None)
         if not train.samples:
             raise CenterNetError(f"dataset {str(data)!r} split {train_split!r} has no valid images")
         seed_everything(cfg.seed)
-        task = task_from_split(task_name, train, self.task_options)
+        task = task_from_split(self.task_name, train, self.task_options)
         if self.model is None or self.task.heads() != task.heads():
             if self.model is not None:
                 print(f"re-building the heads for {task.heads()} (the model had {self.task.heads()})")
@@ -318,7 +242,7 @@ class CenterNet:
                 f"epochs={settings['epochs']} is out of range; the run already finished epoch {state['train_state']['epoch']}"
             )
         run = state["run"]
-        shapes = None if run["shapes_config"] is None else _builtin_config(run["data"], run["shapes_config"])
+        shapes = None if run["shapes_config"] is None else builtin_config(run["data"], run["shapes_config"])
         # The trainer restores the raw (not averaged) weights from the train state.
         return run["data"], Path(path).parent, run["train_split"], run["val_split"], shapes, settings, state["train_state"]
 
@@ -353,12 +277,13 @@ class CenterNet:
         """
         self._require_model()
         held_out = None if self.weights_path is None else self.weights_path.parent / HELD_OUT_LISTS[1]
-        if held_out is not None and held_out.is_file() and not has_split(data, split, self.task_name, data_format):
-            source = load_split(data, self.run.get("train_split", "train"), shapes_config, self.task_name, data_format)
+        needs = self.task.needs
+        if held_out is not None and held_out.is_file() and not has_split(data, split, needs, data_format):
+            source = load_split(data, self.run.get("train_split", "train"), shapes_config, needs, data_format)
             print(f"{data}: no split {split!r}; validating on the {held_out.name} held out when the model trained")
-            split_data = _checked(subset(source, _read_list(held_out), str(held_out)), data, progress)
+            split_data = checked_split(subset(source, read_list(held_out), str(held_out)), data, progress)
         else:
-            split_data = _checked(load_split(data, split, shapes_config, self.task_name, data_format), data, progress)
+            split_data = checked_split(load_split(data, split, shapes_config, needs, data_format), data, progress)
         if split_data.class_names != self.class_names:
             if split_data.num_classes != len(self.class_names):
                 raise CenterNetError(
@@ -370,8 +295,8 @@ class CenterNet:
             voc07,
         )
         summary = {k: metrics[k] for k in self.task.headline}
-        summary |= {"per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
-        summary |= {k: metrics[k] for k in ("ap_by_iou", "map50_voc07", "per_class_voc07") if k in metrics}
+        tables = ("per_class", "per_class50", "ap_by_iou", "map50_voc07", "per_class_voc07")
+        summary |= {k: metrics[k] for k in tables if k in metrics}
         if out is not None:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)
@@ -379,12 +304,13 @@ class CenterNet:
             (out / "predictions.json").write_text(json.dumps(results))
         return summary
 
-    @staticmethod
-    def format_metrics(metrics: dict) -> str:
+    def format_metrics(self, metrics: dict) -> str:
+        """The task's metrics line, AP by IoU threshold and the per-class table, where ``metrics`` has them."""
         by_iou = metrics.get("ap_by_iou")
         by_iou = "\nAP by IoU  " + "  ".join(f"{t[1:]} {ap:.3f}" for t, ap in by_iou.items()) if by_iou else ""
-        return (validation_line(metrics) + by_iou + "\n"
-                + format_per_class_table(metrics["per_class"], metrics["per_class50"]))
+        table = ("\n" + format_per_class_table(metrics["per_class"], metrics["per_class50"])
+                 if "per_class" in metrics else "")
+        return self.task.metrics_line(metrics) + by_iou + table
 
     # --------------------------------------------------------------- predict
     @torch.no_grad()
@@ -422,7 +348,7 @@ class CenterNet:
             raise CenterNetError(f"conf={conf} is out of range; expected a score in [0, 1]")
         if heatmap and self.backend != "torch":
             raise CenterNetError("heatmap=True is not available with the onnxruntime backend: the exported graph outputs boxes only")
-        items = _expand_sources(source)
+        items = expand_sources(source)
         settings = self._settings(input_size, precision, keep_resolution, flip, scales, max_detections)
         if isinstance(self.model, torch.nn.Module):
             self.model.to(settings.device).eval()
@@ -433,26 +359,21 @@ class CenterNet:
             chunk, images = self._readable(items[start : start + batch_size], strict)
             if not chunk:
                 continue
-            calibs = [_camera_of(item, calib) for item in chunk] if self.task.name == "3d" else None
+            calibs = [camera_of(item, calib) for item in chunk] if "calib" in self.task.needs else None
             dets, outputs = detect(self.model, self.task, images, settings, normalize, calibs)
-            boxes = dets["boxes"].cpu()
             for b, (item, image) in enumerate(zip(chunk, images)):
                 keep = dets["scores"][b].cpu() >= conf
-                keypoints = dets["keypoints"][b].cpu()[keep].numpy() if "keypoints" in dets else None
+                kept = {name: value[b].cpu()[keep].numpy() for name, value in dets.items()}
                 results.append(
                     Detections(
-                        boxes=boxes[b][keep].numpy(),
-                        scores=dets["scores"][b].cpu()[keep].numpy(),
-                        labels=dets["labels"][b].cpu()[keep].numpy(),
+                        boxes=kept["boxes"], scores=kept["scores"], labels=kept["labels"],
                         class_names=self.class_names,
                         image=image,
                         path=item if isinstance(item, Path) else None,
                         heatmap=torch.sigmoid(outputs["heatmap"][b]).cpu().numpy() if heatmap else None,
-                        keypoints=keypoints,
-                        skeleton=[tuple(pair) for pair in getattr(self.task, "skeleton", ())],
-                        objects3d={name: dets[name][b].cpu()[keep].numpy() for name in OBJECT3D_FIELDS}
-                        if calibs is not None else None,
                         calib=calibs[b] if calibs is not None else None,
+                        task=self.task,
+                        **self.task.result_fields(kept),
                     )
                 )
         if self.skipped and not results:
@@ -467,7 +388,7 @@ class CenterNet:
         kept, images = [], []
         for item in chunk:
             try:
-                images.append(read_image_rgb(item) if isinstance(item, Path) else _check_array(item))
+                images.append(read_image_rgb(item) if isinstance(item, Path) else check_array(item))
             except ImageFileError as e:
                 if strict:
                     raise
@@ -515,7 +436,7 @@ class CenterNet:
             model_name=self.model_name, class_names=list(self.class_names), category_ids=[int(i) for i in self.category_ids],
             input_size=size, max_detections=max_detections, size_divisor=divisor, mean=list(self.mean),
             std=list(self.std), pad_style=self.test_padding, task=self.task.name, task_config=self.task.config(),
-            output_layout=output_layout(self.task.name, getattr(self.task, "num_joints", 0)),
+            output_layout=output_layout(self.task),
         )
         source = getattr(self, "weights_path", None) or Path(self.model_name)
         path = Path(out) if out is not None else source.with_suffix(EXPORT_SUFFIXES[format])
@@ -570,67 +491,6 @@ class CenterNet:
             )
 
 
-def set_head_biases(model: torch.nn.Module, biases: dict[str, float]) -> None:
-    """Fill the output bias of each named head (every stack's, for Hourglass) with a constant.
-
-    A head's output convolutions are those under ``heads.<name>`` with the head's channel count.
-    """
-    for name, value in biases.items():
-        found = False
-        channels = model.head_channels[name]
-        for module_name, module in model.named_modules():
-            if (module_name.startswith(f"heads.{name}.") and isinstance(module, torch.nn.Conv2d)
-                    and module.out_channels == channels and module.bias is not None):
-                torch.nn.init.constant_(module.bias, value)
-                found = True
-        if not found:
-            raise CenterNetError(f"the model has no head {name!r} to initialise")
-
-
-def _builtin_config(data: str, settings: dict):
-    """The settings dataclass of a built-in dataset ('shapes', 'shapes_pose', 'shapes3d') from its dict."""
-    if data == "shapes_pose":
-        from .data.shapes_pose import ShapesPoseConfig as config_class
-    elif data == "shapes3d":
-        from .data.shapes3d import Shapes3DConfig as config_class
-    else:
-        from .data.shapes import ShapesConfig as config_class
-    return config_class(**settings)
-
-
-# Where a run keeps the images of a held-out validation split: (training images, validation images).
-HELD_OUT_LISTS = ("train_images.txt", "val_images.txt")
-
-
-def _held_out(train, out: Path, val_split: str, fraction: float, seed: int):
-    """(train, val) for a dataset without ``val_split``: the lists in ``out`` when the run folder has them (a
-    resumed run), else a seeded ``fraction`` of ``train`` held out and both lists written to ``out``."""
-    lists = [out / name for name in HELD_OUT_LISTS]
-    if all(path.is_file() for path in lists):
-        return tuple(subset(train, _read_list(path), str(path)) for path in lists)
-    train, val = hold_out(train, fraction, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    for path, part in zip(lists, (train, val)):
-        path.write_text("".join(f"{s.image_path}\n" for s in part.samples))
-    total = len(train.samples) + len(val.samples)
-    print(f"{train.source}: no split {val_split!r}; holding out {len(val.samples)} of {total} images for validation "
-          f"(val_fraction {fraction:g}, seed {seed}), listed in {lists[1]}")
-    return train, val
-
-
-def _read_list(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if line.strip()]
-
-
-def _checked(split, data, progress: bool):
-    """The dataset check before use: print one summary line, keep only images that decode."""
-    from .data.check import check_split, summary_line, valid_samples
-
-    report = check_split(split, verify_images=True, progress=progress)
-    print(summary_line(report) + (f" (details: centernet check {data})" if report.problems else ""), flush=True)
-    return valid_samples(split, report)
-
-
 def _resolve_backend(model, backend: str | None) -> str:
     """'torch' or 'onnxruntime': as asked, else from the file (an ``.onnx`` runs in onnxruntime)."""
     is_onnx = str(model).lower().endswith(".onnx")
@@ -650,54 +510,3 @@ def _resolve_backend(model, backend: str | None) -> str:
 
 def _looks_like_weights(model) -> bool:
     return isinstance(model, Path) or str(model).endswith((".pt", ".pth")) or Path(str(model)).is_file()
-
-
-def _camera_of(item, calib) -> np.ndarray:
-    """P2 (3, 4) for one image: ``calib`` (a (3, 4) array or a KITTI calib file), else the KITTI calib beside it."""
-    from .data.kitti import KittiFormatError, read_calib_file
-
-    if calib is not None:
-        if isinstance(calib, (str, Path)):
-            return read_calib_file(calib)["P2"]
-        p2 = np.asarray(calib, np.float64)
-        if p2.shape != (3, 4) or not np.isfinite(p2).all():
-            raise CenterNetError(f"calib of shape {p2.shape} is not a finite (3, 4) projection matrix P2")
-        return p2
-    if isinstance(item, Path):
-        beside = item.parent.parent / "calib" / f"{item.stem}.txt"
-        if beside.is_file():
-            try:
-                return read_calib_file(beside)["P2"]
-            except KittiFormatError as e:
-                raise CenterNetError(str(e)) from None
-        raise CenterNetError(f"{item}: a 3D model needs the camera; no {beside} (KITTI layout) and no calib given")
-    raise CenterNetError("a 3D model needs the camera of an image array: give calib (a (3, 4) P2 or a calib file)")
-
-
-def _check_array(x) -> np.ndarray:
-    if not (isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[2] == 3 and x.dtype == np.uint8):
-        raise CenterNetError("an image array must be (H, W, 3) uint8 RGB")
-    return x
-
-
-def _expand_sources(source) -> list:
-    """Image paths (sorted) and arrays from a path, folder, glob, array, or a list of them."""
-    if isinstance(source, (list, tuple)):
-        return [item for s in source for item in _expand_sources(s)]
-    if isinstance(source, np.ndarray):
-        return [source]
-    text = str(source)
-    path = Path(text)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise CenterNetError(f"folder {text!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return files
-    if path.is_file():
-        return [path]
-    if any(c in text for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise CenterNetError(f"no images match {text!r}")
-        return files
-    raise CenterNetError(f"image source {text!r} does not exist")

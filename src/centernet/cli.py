@@ -10,63 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from .config import TrainConfig
 from .errors import CenterNetError
-from .tasks import TASK_OPTIONS
-from .tasks import TASKS as TASK_CHOICES
-
-# The demo: a shapes set and a schedule sized to finish within 10 minutes on 2 CPU cores, set-up included.
-# The schedule follows the clock (time_limit), so a faster machine simply trains more steps.
-# Chosen by measurement (BENCHMARKS.md): a 192 px step costs about half a 256 px one (a set drawn at 128 px, six
-# objects an image, was no better in 7 minutes with the plain resnet18); AdamW at 6e-3 beat 2e-3 and 5e-4 in
-# equal-time runs. The demo sees each synthetic image only a few times, so the original's random crop and
-# colour jitter only slow it down: without them, 3 minutes gave mAP 0.067 against 0.005, and the full 7.5
-# minutes 0.143 against 0.062.
-DEMO_SHAPES = dict(image_size=192, num_train=4000, num_val=300, size_distribution="uniform")
-DEMO_TRAIN = dict(
-    epochs=100, batch_size=16, optimizer="adamw", lr=6e-3, weight_decay=1e-4, schedule="cosine",
-    warmup_iters=100, input_size=192, val_interval=1000, workers=2, time_limit=7.5,
-    ema_decay=0.998, ema_tau=100.0, augment_mode="none", color_aug=False,
-)
-# The detection demo validates and keeps the raw weights: at 192 px its ~800 steps were too few for an average
-# over the last ~500 (the same 7.5-minute run gave mAP 0.166 raw against 0.142 averaged; at 30 minutes, 0.558 and
-# 0.554). Re-measured with 128 then 192 px and the GIoU term (session 12): 0.665 raw against 0.609 averaged
-# after 780 and 760 steps.
-# It trains its 192 px images at 96 px for the first quarter of the clock, at 128 px for the second and at their own
-# size for the second half (objects of 3-48 px, then 4-64, then 6-96; a step of batch 16 in about 0.33 s, 0.5 s,
-# then 0.8 s), and validates at 192. In equal 7.5-minute runs (session 14, one after the other): mAP 0.712 against
-# 0.651 for 128 then 192 px; over 30 minutes 0.817-0.820 against 0.777-0.806 (BENCHMARKS.md). Session 9 measured
-# 128 then 192 px at 0.695 against 0.636 at 128 px throughout and 0.507 at 192.
-DEMO_DETECT_TRAIN = {
-    **DEMO_TRAIN, "ema": False, "start_input_size": (96, 128), "resize_at": (0.25, 0.5), "cache_images": True,
-}
-# Its 4,000 images are decoded once before the clock starts (4 s, 422 MiB), so the two loader processes
-# only crop, flip and encode: in paired one-epoch runs at 96 px (session 17, batch 8, fp32) 500 steps took 86 and 89 s
-# against 92 and 113 s decoding each PNG every time (BENCHMARKS.md).
-# Its boxes are learnt with a GIoU term beside the paper's L1 (DetectionTask(box_loss="giou")): in equal
-# 30-minute runs mAP 0.806 against 0.765 (AP at IoU 0.9: 0.590 against 0.422), level at 7.5 minutes (0.676 both).
-DEMO_TASK_OPTIONS = {"detect": {"box_loss": "giou"}}
-
-
-# The pose and 3D demos: the built-in sets of those tasks, same budget. The 3D set's 640x192 images are trained
-# at their own size (a rectangular input) with no flip (a mirrored image would need a mirrored camera).
-# The pose demo trains as the detection demo does: resnet18_shortcut, its 256 px images at 128 px for the first
-# quarter of the clock, 192 for the second and 256 after, decoded once, validating the raw weights. Each of these
-# was chosen in equal 7.5-minute runs (BENCHMARKS.md, "Human pose").
-DEMO_POSE_TRAIN = {
-    **DEMO_TRAIN, "input_size": 256, "ema": False, "start_input_size": (128, 192), "resize_at": (0.25, 0.5),
-    "cache_images": True,
-}
-# Every demo figure faces the viewer, so a person's left is always on the image's right. With half of them
-# turning their back (the set's default), left and right are told apart only by the small face, which a model
-# from scratch has not learned in 10 minutes: it regresses both arms to the middle. In equal 4-minute runs the
-# joint-offset loss ended at 2.88 facing against 3.73 with backs (BENCHMARKS.md).
-DEMO_POSE_SHAPES = dict(back_fraction=0.0)
-DEMO_3D_TRAIN = {**DEMO_TRAIN, "input_size": 640, "input_height": 192, "batch_size": 8, "flip": 0.0}
-DEMO_DATA = {"detect": "shapes", "pose": "shapes_pose", "3d": "shapes3d"}
-# The detection and pose demos' model adds a shortcut from each backbone stage into the upsampling neck: from
-# random weights it forms heatmap peaks much sooner than the paper's plain ResNet-18 (BENCHMARKS.md). The 3D demo
-# keeps the paper's model.
-DEMO_MODEL = {"detect": "resnet18_shortcut", "pose": "resnet18_shortcut", "3d": "resnet18"}
+from .tasks import all_options, list_tasks, task_class
+from .tasks.recipes import DEMO_SCHEDULE
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -76,14 +23,9 @@ def _scales(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
-def _task_option_choices() -> dict[str, tuple[str, ...]]:
-    """Every task option's name (``tasks.TASK_OPTIONS``, over all tasks) and its allowed values."""
-    return {name: values for options in TASK_OPTIONS.values() for name, values in options.items()}
-
-
 def _add_task_option_args(p: argparse.ArgumentParser, defaults: str) -> None:
     """The task options as flags; ``defaults`` says what an absent flag means."""
-    choices = _task_option_choices()
+    choices = all_options()
     p.add_argument("--centre", choices=choices["centre"], default=None,
                    help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
     p.add_argument("--regress-at", choices=choices["regress_at"], default=None,
@@ -110,15 +52,77 @@ def _add_format_arg(p: argparse.ArgumentParser) -> None:
 
 def _task_options(args, defaults: dict | None = None) -> dict:
     """The task options given on the command line, over ``defaults``."""
-    given = {name: value for name in sorted(_task_option_choices()) if (value := getattr(args, name)) is not None}
+    given = {name: value for name in sorted(all_options()) if (value := getattr(args, name)) is not None}
     return {**(defaults or {}), **given}
+
+
+# TrainConfig fields on the command line: (field, flag, help). Each flag's type, choices and default come from the
+# field, so the command line cannot drift from the settings; a flag not given leaves the field to TrainConfig's
+# default or the task's (3D trains without flips). A bool field's flag sets it: --no-X to False, else to True.
+TRAIN_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("epochs", "--epochs", "passes over the training split"),
+    ("batch_size", "--batch-size", "images per optimiser step"),
+    ("input_size", "--input-size", "square input side, a multiple of 32"),
+    ("input_height", "--input-height",
+     "a rectangular input --input-size wide and this high (wide images such as KITTI); 0: square"),
+    ("start_input_size", "--start-input-size",
+     "progressive resizing: train at this square side first, then at --input-size (0: off); several (96 128): one "
+     "after the other"),
+    ("resize_at", "--resize-at",
+     "fraction of training (of the clock with --time-limit) where --start-input-size ends; one per start size, "
+     "increasing (by default the start sizes share the first half equally: 0.5 for one, 0.25 0.5 for two)"),
+    ("optimizer", "--optimizer", "the optimiser"),
+    ("lr", "--lr", "peak learning rate (by default 5e-4 x batch / 128, the original's rule)"),
+    ("weight_decay", "--weight-decay", "decoupled for adamw, L2 for adam and sgd; biases and norm scales never"),
+    ("schedule", "--schedule", "learning-rate schedule"),
+    ("warmup_iters", "--warmup-iters", "linear warm-up steps"),
+    ("val_interval", "--val-interval", "validate every N epochs (and after the last)"),
+    ("workers", "--workers", "data loader processes"),
+    ("cache_images", "--cache", "decode every training image once and keep it in RAM"),
+    ("precision", "--precision", "arithmetic: auto measures bf16 against fp32 on this machine"),
+    ("time_limit", "--time-limit", "minutes; the lr schedule follows the clock and training stops there (0: off)"),
+    ("augment_mode", "--augment",
+     "geometric augmentation: the original's random crop, its shift/scale variant, or none"),
+    ("color_aug", "--no-color-aug", "no brightness/contrast/saturation/PCA-lighting jitter"),
+    ("flip", "--fliplr", "horizontal flip probability in training (3D: 0)"),
+    ("ema", "--no-ema", "validate and save the raw weights, not their moving average"),
+    ("ema_decay", "--ema-decay", "the moving average's final decay per step"),
+    ("ema_tau", "--ema-tau", "steps over which the EMA decay ramps up"),
+    ("seed", "--seed", "seeds the weights, shuffling and augmentation"),
+    ("deterministic", "--deterministic", "deterministic algorithms (reproducible CPU runs)"),
+    ("patience", "--patience", "early stopping: validations without a better best metric (0: off)"),
+    ("grad_clip", "--grad-clip", "max gradient norm (0: off)"),
+    ("compile", "--compile", "torch.compile the model for training"),
+    ("sync_bn", "--sync-bn", "SyncBatchNorm across torchrun processes (GPUs only)"),
+    ("freeze_bn", "--freeze-bn", "BatchNorm statistics frozen (small batches, fine-tuning)"),
+)
+
+
+STAGED_SETTINGS = ("start_input_size", "resize_at")  # one value, or one per progressive-resizing stage
+
+
+def _add_settings_args(p: argparse.ArgumentParser, settings: type, flags: tuple[tuple[str, str, str], ...]) -> None:
+    """One flag per ``(field, flag, help)`` of the ``settings`` dataclass, typed, with choices and its default said
+    from the dataclass; every flag's own default is None (not given)."""
+    defaults, choices = settings(), getattr(settings, "CHOICES", {})
+    for name, flag, text in flags:
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            action = "store_false" if flag.startswith("--no-") else "store_true"
+            p.add_argument(flag, dest=name, action=action, default=None, help=text)
+            continue
+        kind = int if isinstance(default, int) else float if isinstance(default, float) or default is None else str
+        many = name in STAGED_SETTINGS
+        said = "" if "default" in text or default is None else f" (default {default})"
+        p.add_argument(flag, dest=name, type=kind, choices=choices.get(name), nargs="+" if many else None,
+                       metavar="N" if many else None, default=None, help=text + said)
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="shapes",
                    help="dataset: a YOLO data.yaml or folder, a VOC folder, a COCO folder or .json, or 'shapes' (built-in)")
     p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
-    p.add_argument("--task", choices=TASK_CHOICES, default=None,
+    p.add_argument("--task", choices=list_tasks(), default=None,
                    help="detect (boxes, default), pose (persons + keypoints from the data's joints), 3d (KITTI boxes)")
     _add_task_option_args(p, "the paper's")
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
@@ -127,43 +131,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_format_arg(p)
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="when the data has no --val-split: the share of training images held out for it (seeded)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 70)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--input-size", type=int, default=512, help="square input side, a multiple of 32")
-    p.add_argument("--input-height", type=int, default=0,
-                   help="a rectangular input --input-size wide and this high (wide images such as KITTI); 0: square")
-    p.add_argument("--start-input-size", type=int, nargs="+", default=[0], metavar="SIDE",
-                   help="progressive resizing: train at this square side first, then at --input-size (0: off); "
-                        "several (96 128): one after the other")
-    p.add_argument("--resize-at", type=float, nargs="+", default=None, metavar="FRACTION",
-                   help="fraction of training (of the clock with --time-limit) where --start-input-size ends; "
-                        "one per start size, increasing (default: the start sizes share the first half "
-                        "equally: 0.5 for one, 0.25 0.5 for two)")
-    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
-    p.add_argument("--lr", type=float, default=None, help="default: 5e-4 x batch / 128 (the original's rule)")
-    p.add_argument("--weight-decay", type=float, default=0.0,
-                   help="decoupled for adamw, L2 for adam and sgd; biases and norm scales are never decayed")
-    p.add_argument("--schedule", choices=("step", "cosine"), default="step")
-    p.add_argument("--warmup-iters", type=int, default=0)
-    p.add_argument("--val-interval", type=int, default=5, help="validate every N epochs (and after the last)")
-    p.add_argument("--workers", type=int, default=2, help="data loader processes")
-    p.add_argument("--cache", action="store_true", help="decode every training image once and keep it in RAM")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
-    p.add_argument("--time-limit", type=float, default=0.0, help="minutes; the lr schedule follows the clock and training stops there")
-    p.add_argument("--augment", choices=("crop", "shift_scale", "none"), default="crop",
-                   help="geometric augmentation: the original's random crop (default), its shift/scale variant, or none")
-    p.add_argument("--no-color-aug", action="store_true", help="no brightness/contrast/saturation/PCA-lighting jitter")
-    p.add_argument("--fliplr", type=float, default=None, help="horizontal flip probability in training (default 0.5; 0 for 3D)")
-    p.add_argument("--no-ema", action="store_true", help="validate and save the raw weights, not their moving average")
-    p.add_argument("--ema-decay", type=float, default=0.9998)
-    p.add_argument("--ema-tau", type=float, default=2000.0, help="steps over which the EMA decay ramps up")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (reproducible CPU runs)")
-    p.add_argument("--patience", type=int, default=0, help="early stopping: validations without a better mAP (0: off)")
-    p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0: off)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model for training")
-    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes (GPUs only)")
-    p.add_argument("--freeze-bn", action="store_true", help="BatchNorm statistics frozen (small batches, fine-tuning)")
+    _add_settings_args(p, TrainConfig, TRAIN_FLAGS)
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue a run exactly (RUN folder or its last.pt); only --epochs and --workers may change")
     p.add_argument("--device", default="cpu")
@@ -172,32 +140,39 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train_settings(args) -> dict:
-    return dict(
-        epochs=70 if args.epochs is None else args.epochs, batch_size=args.batch_size, input_size=args.input_size,
-        input_height=args.input_height, start_input_size=args.start_input_size, resize_at=args.resize_at,
-        optimizer=args.optimizer,
-        lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, warmup_iters=args.warmup_iters,
-        val_interval=args.val_interval, workers=args.workers, precision=args.precision,
-        time_limit=args.time_limit, seed=args.seed, ema=not args.no_ema, ema_decay=args.ema_decay,
-        ema_tau=args.ema_tau, device=args.device, cache_images=args.cache, augment_mode=args.augment,
-        color_aug=not args.no_color_aug, deterministic=args.deterministic, patience=args.patience,
-        grad_clip=args.grad_clip, compile=args.compile, sync_bn=args.sync_bn, freeze_bn=args.freeze_bn,
-    ) | ({} if args.fliplr is None else {"flip": args.fliplr})
+    """The TrainConfig settings given on the command line (the others keep their defaults, or the task's)."""
+    return {name: value for name, *_ in TRAIN_FLAGS if (value := getattr(args, name)) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="centernet", description="CenterNet: objects as points.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo_parser(sub)
+    p = sub.add_parser("train", help="train a detector")
+    _add_train_args(p)
+    p.add_argument("--list-models", action="store_true", help="print the registered architectures and exit")
+    p = sub.add_parser("check", help="count a dataset's images, boxes and classes and list every problem")
+    p.add_argument("data", help="a dataset: YOLO data.yaml or folder, VOC folder, COCO folder or .json, or 'shapes'")
+    p.add_argument("--split", action="append", default=None, help="split(s) to check (default: train, val, test)")
+    p.add_argument("--no-verify-images", action="store_true", help="skip decoding every image")
+    _add_format_arg(p)
+    _add_val_parser(sub)
+    _add_predict_parser(sub)
+    _add_convert_parser(sub)
+    _add_export_parser(sub)
+    return parser
 
+
+def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="build the shapes set, train, evaluate, draw predictions (~10 min on 2 cores)")
-    p.add_argument("--task", choices=TASK_CHOICES, default="detect",
+    p.add_argument("--task", choices=list_tasks(), default="detect",
                    help="detect (shapes), pose (articulated figures, keypoints), 3d (cuboids on a road, KITTI format)")
     p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo_pose, runs/demo_3d)")
     _add_task_option_args(p, "the paper's, but giou for the detect demo")
-    p.add_argument("--minutes", type=float, default=DEMO_TRAIN["time_limit"], help="training time budget")
+    p.add_argument("--minutes", type=float, default=DEMO_SCHEDULE["time_limit"], help="training time budget")
     p.add_argument("--model", default=None,
                    help="architecture (default: resnet18_shortcut for detect and pose, resnet18 for 3d)")
-    p.add_argument("--workers", type=int, default=DEMO_TRAIN["workers"])
+    p.add_argument("--workers", type=int, default=DEMO_SCHEDULE["workers"])
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per step (default: detect and pose 16, 3d 8); a 30-minute run gains from batch 8")
     p.add_argument("--lr", type=float, default=None,
@@ -214,55 +189,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the clock where each --start-input-size ends (default: detect and pose 0.25 0.5; "
                         "the start sizes share the first half equally)")
 
-    p = sub.add_parser("train", help="train a detector")
-    _add_train_args(p)
-    p.add_argument("--list-models", action="store_true", help="print the registered architectures and exit")
 
-    p = sub.add_parser("check", help="count a dataset's images, boxes and classes and list every problem")
-    p.add_argument("data", help="a dataset: YOLO data.yaml or folder, VOC folder, COCO folder or .json, or 'shapes'")
-    p.add_argument("--split", action="append", default=None, help="split(s) to check (default: train, val, test)")
-    p.add_argument("--no-verify-images", action="store_true", help="skip decoding every image")
-    _add_format_arg(p)
-
-    p = sub.add_parser("val", help="evaluate weights on a dataset split (COCO AP)")
-    p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt), or an exported .onnx")
+def _add_inference_args(p: argparse.ArgumentParser, weights: str) -> None:
+    """What val and predict share: the weights, the backend, the input, precision and test-time augmentation."""
+    p.add_argument("--weights", required=True, help=weights)
     p.add_argument("--backend", default=None,
                    help="torch or onnxruntime (default: from --weights; a .onnx written by `centernet export` runs in onnxruntime)")
+    p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
+    p.add_argument("--precision", choices=TrainConfig.CHOICES["precision"], default="auto")
+    p.add_argument("--keep-resolution", action="store_true", default=None,
+                   help="no resize: pad each image to multiples of 32 (default for models trained with --input-height)")
+    p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
+    p.add_argument("--scales", type=_scales, default=(1.0,),
+                   help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
+
+
+def _add_val_parser(sub) -> None:
+    p = sub.add_parser("val", help="evaluate weights on a dataset split (COCO AP)")
+    _add_inference_args(p, "a checkpoint written by train (best.pt / last.pt), or an exported .onnx")
     p.add_argument("--data", default="shapes")
     p.add_argument("--split", default="val")
     _add_format_arg(p)
     p.add_argument("--out", default="runs/val")
-    p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
-    p.add_argument("--keep-resolution", action="store_true", default=None,
-                   help="no resize: pad each image to multiples of 32 (default for models trained with --input-height)")
     p.add_argument("--voc07", action="store_true",
                    help="also PASCAL VOC2007 11-point mAP at IoU 0.5 (difficult / ignored boxes neither TP nor FP)")
-    p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    p.add_argument("--scales", type=_scales, default=(1.0,),
-                   help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
 
+
+def _add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="detect objects in images: drawn images + COCO-results JSON")
     p.add_argument("source", help="an image, a folder, or a glob (quote it)")
-    p.add_argument("--weights", required=True, help="a checkpoint (.pt), or an exported .onnx")
-    p.add_argument("--backend", default=None,
-                   help="torch or onnxruntime (default: from --weights; a .onnx written by `centernet export` runs in onnxruntime)")
+    _add_inference_args(p, "a checkpoint (.pt), or an exported .onnx")
     p.add_argument("--out", default="runs/predict")
     p.add_argument("--conf", type=float, default=0.3, help="score threshold")
-    p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--heatmap", action="store_true", help="also save the heatmap overlaid on each image (JET)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
-    p.add_argument("--keep-resolution", action="store_true", default=None,
-                   help="no resize: pad each image to multiples of 32 (default for models trained with --input-height)")
-    p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
-    p.add_argument("--scales", type=_scales, default=(1.0,),
-                   help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
     p.add_argument("--calib", default=None,
                    help="3D models: a KITTI calib file for every image (default: calib/<name>.txt beside image_2/)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image (default: skip it, name it, list it in skipped.txt)")
 
+
+def _add_convert_parser(sub) -> None:
     p = sub.add_parser(
         "convert", help="convert a checkpoint of the original CenterNet (its model zoo .pth) to this package's format"
     )
@@ -272,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class names, ids and mean/std (default: 80 classes = coco, 20 = pascal)")
     p.add_argument("--names", default=None, help="comma-separated class names, for other class counts")
 
+
+def _add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="write ONNX or TorchScript with normalisation and decode inside (no NMS), or safetensors weights")
     p.add_argument("--weights", required=True, help="a checkpoint written by train (best.pt / last.pt)")
     p.add_argument("--format", default="onnx", help="onnx, torchscript, or safetensors (the weights and metadata only)")
@@ -279,7 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=None,
                    help="side traced at and letterboxed to by default (default: the training input size); H, W stay dynamic")
     p.add_argument("--max-detections", type=int, default=100, help="K, the fixed number of output rows per image")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,9 +287,9 @@ def cmd_train(args) -> int:
     if args.resume:
         weights = Path(args.resume) / "last.pt" if Path(args.resume).is_dir() else Path(args.resume)
         model = CenterNet(weights, device=args.device)
-        overrides = {} if args.epochs is None else {"epochs": args.epochs}
-        metrics = model.train(resume=True, workers=args.workers, progress=_is_main_process(), **overrides)
-        _print_final(metrics, weights.parent)
+        overrides = {name: value for name in ("epochs", "workers") if (value := getattr(args, name)) is not None}
+        metrics = model.train(resume=True, progress=_is_main_process(), **overrides)
+        _print_final(metrics, weights.parent, model.task)
         return 0
     model = CenterNet(args.model, task=args.task, head_conv=args.head_conv, pretrained=args.pretrained,
                       device=args.device, task_options=_task_options(args))
@@ -329,7 +297,7 @@ def cmd_train(args) -> int:
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
                           val_fraction=args.val_fraction, data_format=args.data_format, progress=_is_main_process(),
                           **_train_settings(args))
-    _print_final(metrics, Path(args.out))
+    _print_final(metrics, Path(args.out), model.task)
     return 0
 
 
@@ -346,7 +314,7 @@ def cmd_val(args) -> int:
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
                         batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution,
                         flip=args.flip, scales=args.scales, voc07=args.voc07, data_format=args.data_format)
-    print(CenterNet.format_metrics(metrics))
+    print(model.format_metrics(metrics))
     if args.voc07:
         per_class = ", ".join(f"{name} {ap:.3f}" for name, ap in metrics["per_class_voc07"].items())
         print(f"VOC07 11-point mAP@0.5: {metrics['map50_voc07']:.3f} ({per_class})")
@@ -376,12 +344,8 @@ def cmd_export(args) -> int:
     path = model.export(args.format, out=args.out, input_size=args.input_size, max_detections=args.max_detections)
     from .export import output_layout
 
-    columns = output_layout(model.task.name, getattr(model.task, "num_joints", 0)).split(",")
-    shown = ", ".join(columns[:6])
-    if model.task.name == "pose":
-        shown += f", then {model.task.num_joints} x (kx, ky, ks)"
-    elif len(columns) > 6:
-        shown = ", ".join(columns)
+    columns = output_layout(model.task).split(",")
+    shown = ", ".join(columns) if len(columns) <= 16 else ", ".join(columns[:9]) + f", ... ({len(columns)} columns)"
     print(f"wrote {path}: (B, 3, H, W) float32 RGB in [0, 255] -> (B, {args.max_detections}, {len(columns)}) "
           f"[{shown}] in input pixels")
     return 0
@@ -432,13 +396,13 @@ def cmd_demo(args) -> int:
     from . import CenterNet
     from .data import load_split
 
-    task = args.task
-    out = Path(args.out or {"detect": "runs/demo", "pose": "runs/demo_pose", "3d": "runs/demo_3d"}[task])
+    recipe = task_class(args.task).demo()
+    out = Path(args.out or recipe.out)
     start = time.perf_counter()
-    data, data_config, settings = demo_setup(task)
-    task_options = _task_options(args, DEMO_TASK_OPTIONS.get(task))
-    model = CenterNet(args.model or DEMO_MODEL[task], task=task, task_options=task_options)
-    settings = {**settings, "time_limit": args.minutes, "workers": args.workers}
+    data, data_config = recipe.data, recipe.data_config()
+    task_options = _task_options(args, recipe.task_options)
+    model = CenterNet(args.model or recipe.model, task=args.task, task_options=task_options)
+    settings = {**recipe.train, "time_limit": args.minutes, "workers": args.workers}
     settings.update(demo_batch_settings(settings, args.batch_size, args.lr, args.warmup_iters))
     if args.input_size is not None:
         settings["input_size"] = args.input_size
@@ -448,7 +412,7 @@ def cmd_demo(args) -> int:
         settings["resize_at"] = args.resize_at
     metrics = model.train(data=data, out=out, shapes_config=data_config, **settings)
     # Draw predictions of the trained model on a few validation images.
-    val = load_split(data, "val", data_config, task=task)
+    val = load_split(data, "val", data_config, model.task.needs)
     paths = [s.image_path for s in val.samples[:8]]
     results = model.predict(paths, conf=0.3, heatmap=True)
     for r in results:
@@ -460,7 +424,7 @@ def cmd_demo(args) -> int:
             save_image(out / "predictions" / f"{r.path.stem}_bev.jpg", r.bev())
     metrics["total_time_s"] = round(time.perf_counter() - start, 1)
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
-    _print_final(metrics, out)
+    _print_final(metrics, out, model.task)
     print(f"predictions drawn in {out / 'predictions'}")
     return 0
 
@@ -484,32 +448,15 @@ def demo_batch_settings(
     }
 
 
-def demo_setup(task: str):
-    """(data name, its settings, training settings) of a task's demo."""
-    if task == "pose":
-        from .data.shapes_pose import ShapesPoseConfig
-
-        return DEMO_DATA[task], ShapesPoseConfig(**DEMO_POSE_SHAPES), DEMO_POSE_TRAIN
-    if task == "3d":
-        from .data.shapes3d import Shapes3DConfig
-
-        return DEMO_DATA[task], Shapes3DConfig(), DEMO_3D_TRAIN
-    from .data.shapes import ShapesConfig
-
-    return DEMO_DATA[task], ShapesConfig(**DEMO_SHAPES), DEMO_DETECT_TRAIN
-
-
 def _jsonable(metrics: dict) -> dict:
     from .eval.coco import metrics_to_jsonable
 
     return metrics_to_jsonable(metrics)
 
 
-def _print_final(metrics: dict, out: Path) -> None:
-    from .engine.trainer import validation_line
-
-    if "map" in metrics:
-        print(f"final: {validation_line(metrics)}")
+def _print_final(metrics: dict, out: Path, task) -> None:
+    if set(task.headline) <= set(metrics):  # validated (not with --val-split none)
+        print(f"final: {task.metrics_line(metrics)}")
     print(f"run folder: {out} (best.pt, last.pt, results.csv, results.png, metrics.json)")
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 from .errors import CenterNetError
+
+# Every model's output stride: heatmaps and targets are drawn at 1/4 of the input (the paper's R = 4).
+OUTPUT_STRIDE = 4
 
 
 @dataclass
 class TrainConfig:
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "optimizer": ("adam", "adamw", "sgd"), "schedule": ("step", "cosine"),
+        "augment_mode": ("crop", "shift_scale", "none"), "precision": ("auto", "bf16", "fp16", "fp32"),
+    }
+
     epochs: int = 70                 # passes over the training split
     batch_size: int = 32             # images per optimiser step
     optimizer: str = "adam"          # 'adam' (the original), 'adamw' or 'sgd' (momentum 0.9)
@@ -78,10 +87,11 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
-        _check(self.optimizer in ("adam", "adamw", "sgd"), "optimizer", self.optimizer, "'adam', 'adamw' or 'sgd'")
+        for name, allowed in self.CHOICES.items():
+            value = getattr(self, name)
+            _check(value in allowed, name, value, ", ".join(map(repr, allowed[:-1])) + f" or {allowed[-1]!r}")
         _check(self.lr is None or self.lr > 0, "lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
-        _check(self.schedule in ("step", "cosine"), "schedule", self.schedule, "'step' or 'cosine'")
         _check(all(0 < s < 1 for s in self.lr_steps), "lr_steps", self.lr_steps, "fractions in (0, 1)")
         _check(0 < self.ema_decay < 1, "ema_decay", self.ema_decay, "in (0, 1)")
         _check(self.ema_tau > 0, "ema_tau", self.ema_tau, "> 0")
@@ -101,18 +111,10 @@ class TrainConfig:
         _check(sizes == (0,) or len(fractions) == len(sizes), "resize_at", self.resize_at,
                f"one fraction per start_input_size ({len(sizes)})")
         _check(0 <= self.flip <= 1, "flip", self.flip, "a probability in [0, 1]")
-        _check(
-            self.augment_mode in ("crop", "shift_scale", "none"), "augment_mode", self.augment_mode,
-            "'crop', 'shift_scale' or 'none'",
-        )
         _check(self.aug_shift >= 0, "aug_shift", self.aug_shift, ">= 0")
         _check(0 <= self.aug_scale < 1, "aug_scale", self.aug_scale, "in [0, 1)")
         _check(self.val_interval >= 1, "val_interval", self.val_interval, ">= 1")
         _check(self.workers >= 0, "workers", self.workers, ">= 0")
-        _check(
-            self.precision in ("auto", "bf16", "fp16", "fp32"), "precision", self.precision,
-            "'auto', 'bf16', 'fp16' or 'fp32'",
-        )
         _check(self.max_objects >= 1, "max_objects", self.max_objects, ">= 1")
         _check(self.time_limit >= 0, "time_limit", self.time_limit, ">= 0")
         _check(self.patience >= 0, "patience", self.patience, ">= 0")

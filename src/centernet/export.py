@@ -38,11 +38,10 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .decode import boxes_at_peaks, heatmap_peaks
+from .tasks import DetectionTask, Task
 from .errors import CenterNetError
-from .models.centernet import OUTPUT_STRIDE
+from .config import OUTPUT_STRIDE
 
 EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")  # safetensors: the weights only, with the metadata
 OUTPUT_LAYOUT = ("x1", "y1", "x2", "y2", "score", "class")
@@ -100,25 +99,6 @@ class ExportMetadata:
             raise CenterNetError(f"{source!r} has damaged centernet metadata: {e}") from None
 
 
-def topk_peaks_fixed(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-    """:func:`centernet.decode.topk_peaks` with exactly K results at any map size (for a graph with dynamic shapes).
-
-    K zeros are appended to the flattened scores (B, C*h*w) before the top-K, so maps with fewer
-    than K positions give rows of score 0 instead of a smaller K; those rows point at the last
-    position of the last class. Returns scores (B, K), classes (B, K) int64, flat pixel index
-    (B, K), xs (B, K), ys (B, K) float.
-    """
-    b, c, h, w = scores.shape
-    flat = F.pad(scores.reshape(b, -1), (0, k))  # (B, C*h*w + K)
-    top_scores, top_index = torch.topk(flat, k)  # (B, K)
-    top_index = torch.clamp(top_index, max=c * h * w - 1)
-    classes = torch.div(top_index, h * w, rounding_mode="floor")
-    pixel = top_index - classes * (h * w)
-    ys = torch.div(pixel, w, rounding_mode="floor")
-    xs = pixel - ys * w
-    return top_scores, classes, pixel, xs.float(), ys.float()
-
-
 class ExportModule(nn.Module):
     """A trained model with normalisation and decode inside: (B, 3, H, W) [0, 255] RGB -> (B, K, 6).
 
@@ -132,13 +112,13 @@ class ExportModule(nn.Module):
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
         max_detections: int = 100,
-        task=None,
+        task: Task | None = None,
     ) -> None:
         super().__init__()
         if max_detections < 1:
             raise CenterNetError(f"max_detections={max_detections} is out of range; expected >= 1")
-        self.task_name = getattr(task, "name", "detect")
-        self.snap = getattr(task, "snap", None)  # pose: when a regressed joint moves onto a heatmap peak
+        # Detection's decode reads the class count off the heatmap, so a plain detector needs no task settings.
+        self.task = task if task is not None else DetectionTask(num_classes=1)
         self.model = model.eval()
         self.max_detections = max_detections
         self.stride = getattr(model, "stride", OUTPUT_STRIDE)
@@ -147,52 +127,14 @@ class ExportModule(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images / 255 - self.mean) / self.std  # (B, 3, H, W), as Normalize on uint8 pixels
-        outputs = self.model(x)
-        if self.task_name == "pose":
-            return self._pose_rows(outputs)
-        if self.task_name == "3d":
-            return self._mono3d_rows(outputs)
-        scores, classes, pixel, xs, ys = topk_peaks_fixed(heatmap_peaks(outputs["heatmap"]), self.max_detections)
-        boxes = boxes_at_peaks(outputs, pixel, xs, ys) * self.stride  # (B, K, 4) input pixels
-        return torch.cat([boxes, scores.unsqueeze(-1), classes.unsqueeze(-1).float()], dim=-1)  # (B, K, 6)
+        dets = self.task.decode_maps(self.model(x), self.max_detections, fixed_k=True)
+        columns = [dets["boxes"] * self.stride, dets["scores"].unsqueeze(-1), dets["labels"].unsqueeze(-1).float()]
+        return torch.cat(columns + self.task.export_columns(dets, self.stride), dim=-1)  # (B, K, 6 + task's)
 
 
-    def _pose_rows(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pose: (B, K, 6 + 3J) rows, the box row followed by J joints (x, y, score) in input pixels."""
-        from .decode_pose import decode_poses
-
-        dets = decode_poses(outputs, self.max_detections, self.snap)
-        b, k = dets["scores"].shape
-        joints = dets["keypoints"]  # (B, K, J, 3) output-map coordinates
-        joints = torch.cat([joints[..., :2] * self.stride, joints[..., 2:]], dim=-1).reshape(b, k, -1)
-        boxes = dets["boxes"] * self.stride
-        return torch.cat([boxes, dets["scores"].unsqueeze(-1), dets["labels"].unsqueeze(-1).float(), joints], dim=-1)
-
-
-    def _mono3d_rows(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """3D: (B, K, 13) rows, the box row then the 3D centre's image point (cx, cy, input pixels), depth (m),
-        dimensions h w l (m) and alpha (rad); the runtime turns them into a location with the camera's P2."""
-        from .decode_mono3d import decode_mono3d
-
-        dets = decode_mono3d(outputs, self.max_detections)
-        columns = [
-            dets["boxes"] * self.stride, dets["scores"].unsqueeze(-1), dets["labels"].unsqueeze(-1).float(),
-            dets["centres"] * self.stride, dets["depth"].unsqueeze(-1), dets["dimensions"], dets["alpha"].unsqueeze(-1),
-        ]
-        return torch.cat(columns, dim=-1)
-
-
-MONO3D_COLUMNS = ("cx", "cy", "depth", "h", "w", "l", "alpha")  # what a 3D export adds to each row
-
-
-def output_layout(task_name: str = "detect", num_joints: int = 0) -> str:
-    """The exported rows' columns, comma-separated (pose appends J (x, y, score) triples, 3D its MONO3D_COLUMNS)."""
-    columns = list(OUTPUT_LAYOUT)
-    if task_name == "pose":
-        columns += [f"{axis}{j}" for j in range(num_joints) for axis in ("kx", "ky", "ks")]
-    if task_name == "3d":
-        columns += MONO3D_COLUMNS
-    return ",".join(columns)
+def output_layout(task: Task | None = None) -> str:
+    """The exported rows' columns, comma-separated: the box row, then the task's own columns."""
+    return ",".join(list(OUTPUT_LAYOUT) + (task.export_column_names() if task is not None else []))
 
 
 def export_module(model: nn.Module, mean, std, max_detections: int = 100, task=None) -> ExportModule:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .ops.boxes import paired_giou
+from .ops.peaks import gather_at_index
+
 
 def focal_loss_from_logits(
     logits: torch.Tensor,           # (B, C, h, w) raw heatmap logits
@@ -70,13 +73,6 @@ def sparse_focal_loss_from_logits(
     return -(pos_loss + neg_loss) / num_pos
 
 
-def gather_at_index(feature: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Read a (B, D, h, w) map at flat positions ``index`` (B, M) -> (B, M, D)."""
-    b, d = feature.shape[:2]
-    flat = feature.reshape(b, d, -1)  # (B, D, h*w)
-    return flat.gather(2, index.unsqueeze(1).expand(b, d, index.shape[1])).permute(0, 2, 1)
-
-
 def masked_l1_loss(
     prediction: torch.Tensor,  # (B, D, h, w) regression map
     index: torch.Tensor,       # (B, M) flat centre positions
@@ -124,22 +120,6 @@ def weighted_l1_loss(
     pred = prediction.float()[b, :, y, x]                                                # (T', D)
     error = torch.abs(pred - target.float()).sum(1) * weight                             # (T',)
     return error.sum() / (num_objects * prediction.shape[1] + 1e-4)
-
-
-def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Generalised IoU of xyxy boxes a (..., 4) and b (..., 4) paired element by element -> (...,) in [-1, 1].
-
-    GIoU = IoU - (C - U) / C with C the smallest box enclosing both and U their union (Rezatofighi et al., 2019).
-    Inverted sides count as 0 (an inverted box has no area); a pair with an empty enclosing box has GIoU 0.
-    """
-    tiny = torch.finfo(a.dtype).tiny
-    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)                             # (...,)
-    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    inter = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
-    union = area_a + area_b - inter
-    hull = (torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
-    iou = torch.where(union > 0, inter / union.clamp(min=tiny), torch.zeros_like(inter))
-    return torch.where(hull > 0, iou - (hull - union) / hull.clamp(min=tiny), torch.zeros_like(inter))
 
 
 def weighted_giou_loss(

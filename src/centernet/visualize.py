@@ -19,8 +19,8 @@ import numpy as np
 from centernet.errors import CenterNetError
 
 __all__ = [
-    "PALETTE", "birds_eye_view", "class_color", "draw_boxes", "draw_boxes3d", "draw_keypoints", "heatmap_overlay",
-    "plot_training_curves", "save_image",
+    "PALETTE", "check_image", "class_color", "draw_boxes", "heatmap_overlay", "plot_training_curves", "save_image",
+    "to_numpy",
 ]
 
 # A fixed palette of well-separated RGB colours; class ``c`` uses PALETTE[c % len].
@@ -32,16 +32,16 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
     """Return a torch tensor, numpy array or sequence as a numpy array."""
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch here
         value = value.detach().cpu().numpy()
     return np.asarray(value)
 
 
-def _check_image(image: Any, name: str = "image") -> np.ndarray:
+def check_image(image: Any, name: str = "image") -> np.ndarray:
     """Validate an RGB uint8 (H, W, 3) image and return it as a numpy array."""
-    image = _to_numpy(image)
+    image = to_numpy(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise CenterNetError(f"{name}: shape {tuple(image.shape)}, expected (H, W, 3) RGB")
     if image.dtype != np.uint8:
@@ -84,10 +84,10 @@ def draw_boxes(
     Returns:
         A new (H, W, 3) uint8 RGB image.
     """
-    canvas = np.ascontiguousarray(_check_image(image)).copy()
-    boxes_np = _to_numpy(boxes).astype(np.float64).reshape(-1, 4)
-    labels_np = _to_numpy(labels).reshape(-1).astype(np.int64)
-    scores_np = None if scores is None else _to_numpy(scores).astype(np.float64).reshape(-1)
+    canvas = np.ascontiguousarray(check_image(image)).copy()
+    boxes_np = to_numpy(boxes).astype(np.float64).reshape(-1, 4)
+    labels_np = to_numpy(labels).reshape(-1).astype(np.int64)
+    scores_np = None if scores is None else to_numpy(scores).astype(np.float64).reshape(-1)
     if len(labels_np) != len(boxes_np) or (scores_np is not None and len(scores_np) != len(boxes_np)):
         raise CenterNetError(f"draw_boxes: {len(boxes_np)} boxes, {len(labels_np)} labels and "
                              f"{'no' if scores_np is None else len(scores_np)} scores, expected equal counts")
@@ -126,130 +126,6 @@ def draw_boxes(
     return canvas
 
 
-def draw_keypoints(
-    image: np.ndarray,
-    keypoints: Any,
-    skeleton: Sequence[tuple[int, int]] = (),
-    score_threshold: float = 0.1,
-) -> np.ndarray:
-    """Draw each person's joints and skeleton on a copy of an RGB image.
-
-    Args:
-        image: (H, W, 3) uint8 RGB image; not modified.
-        keypoints: (N, J, 3) joints as x, y in pixels and a score (or a COCO visibility v).
-        skeleton: 0-based joint pairs joined by a line when both joints score at least the threshold.
-        score_threshold: joints scoring less are not drawn.
-
-    Joint j is drawn in ``class_color(j)``; limbs in the colour of their first joint.
-    """
-    canvas = np.ascontiguousarray(_check_image(image)).copy()
-    joints = _to_numpy(keypoints).astype(np.float64)
-    if joints.size == 0:
-        return canvas
-    if joints.ndim != 3 or joints.shape[2] != 3:
-        raise CenterNetError(f"draw_keypoints: keypoints of shape {joints.shape}; expected (N, J, 3)")
-    height, width = canvas.shape[:2]
-    thickness = max(1, round(0.003 * max(height, width)))
-    shown = (joints[..., 2] >= score_threshold) & np.isfinite(joints).all(-1)  # (N, J)
-    for person, visible in zip(joints, shown):
-        for a, b in skeleton:
-            if a < len(person) and b < len(person) and visible[a] and visible[b]:
-                pa = (int(round(person[a, 0])), int(round(person[a, 1])))
-                pb = (int(round(person[b, 0])), int(round(person[b, 1])))
-                cv2.line(canvas, pa, pb, class_color(a), thickness, lineType=cv2.LINE_AA)
-        for j, (x, y, _) in enumerate(person):
-            if visible[j]:
-                cv2.circle(canvas, (int(round(x)), int(round(y))), thickness + 1, class_color(j), cv2.FILLED,
-                           lineType=cv2.LINE_AA)
-    return canvas
-
-
-# Edges of a box's 8 corners (see ``centernet.data.shapes3d.box_corners``): bottom, top, verticals.
-BOX3D_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
-
-
-def draw_boxes3d(
-    image: np.ndarray,
-    dimensions: Any,
-    location: Any,
-    rotation_y: Any,
-    labels: Any,
-    calib: Any,
-) -> np.ndarray:
-    """Draw 3D boxes projected through the camera on a copy of an RGB image.
-
-    Args:
-        image: (H, W, 3) uint8 RGB; not modified.
-        dimensions: (N, 3) h w l metres; location: (N, 3) bottom centre x y z (camera frame, KITTI's);
-        rotation_y: (N,); labels: (N,) class indices (colours); calib: (3, 4) P2.
-
-    The front face (the +l/2 end, the heading) is crossed. Boxes with a corner behind the camera are skipped.
-    """
-    from .data.shapes3d import box_corners, project
-
-    canvas = np.ascontiguousarray(_check_image(image)).copy()
-    dims = _to_numpy(dimensions).astype(np.float64).reshape(-1, 3)
-    locs = _to_numpy(location).astype(np.float64).reshape(-1, 3)
-    yaws = _to_numpy(rotation_y).astype(np.float64).reshape(-1)
-    labels_np = _to_numpy(labels).reshape(-1).astype(np.int64)
-    p2 = _to_numpy(calib).astype(np.float64).reshape(3, 4)
-    thickness = max(1, round(0.002 * max(canvas.shape[:2])))
-    for dim, loc, yaw, label in zip(dims, locs, yaws, labels_np):
-        corners = box_corners(dim, loc, float(yaw))  # (8, 3)
-        if not np.isfinite(corners).all() or (corners[:, 2] <= 0.1).any():
-            continue
-        points = np.round(project(p2, corners)).astype(np.int64)  # (8, 2)
-        if np.abs(points).max() > 1e5:
-            continue
-        color = class_color(int(label))
-        for a, b in BOX3D_EDGES + ((0, 5), (1, 4)):
-            cv2.line(canvas, tuple(map(int, points[a])), tuple(map(int, points[b])), color, thickness, cv2.LINE_AA)
-    return canvas
-
-
-def birds_eye_view(
-    boxes: Sequence[tuple[Any, Any, Any, Any]],
-    size: int = 400,
-    depth_range: tuple[float, float] = (0.0, 60.0),
-    width_range: tuple[float, float] = (-30.0, 30.0),
-) -> np.ndarray:
-    """A bird's-eye-view picture (size, size, 3) uint8 RGB: x to the right, z (depth) upwards, camera at the bottom.
-
-    ``boxes``: groups of (dimensions (N, 3), location (N, 3), rotation_y (N,), labels (N,)); the first group is
-    drawn filled-outline in class colours (e.g. predictions), any further group in white (e.g. ground truth).
-    A grid line every 10 m.
-    """
-    from .data.shapes3d import box_corners
-
-    canvas = np.full((size, size, 3), 30, np.uint8)
-    (z0, z1), (x0, x1) = depth_range, width_range
-
-    def to_pixels(x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        u = (x - x0) / (x1 - x0) * (size - 1)
-        v = (1 - (z - z0) / (z1 - z0)) * (size - 1)
-        return np.round(np.stack([u, v], -1)).astype(np.int32)
-
-    for z in np.arange(np.ceil(z0 / 10) * 10, z1 + 1e-6, 10):
-        v = int(to_pixels(np.array([x0]), np.array([z]))[0, 1])
-        cv2.line(canvas, (0, v), (size - 1, v), (60, 60, 60), 1)
-        cv2.putText(canvas, f"{z:.0f} m", (3, max(v - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (120, 120, 120), 1)
-    for group, (dimensions, location, rotation_y, labels) in enumerate(boxes):
-        dims = _to_numpy(dimensions).astype(np.float64).reshape(-1, 3)
-        locs = _to_numpy(location).astype(np.float64).reshape(-1, 3)
-        yaws = _to_numpy(rotation_y).astype(np.float64).reshape(-1)
-        labels_np = _to_numpy(labels).reshape(-1).astype(np.int64)
-        for dim, loc, yaw, label in zip(dims, locs, yaws, labels_np):
-            corners = box_corners(dim, loc, float(yaw))[:4]  # (4, 3) the footprint; 0-1 the front edge
-            if not np.isfinite(corners).all():
-                continue
-            polygon = to_pixels(corners[:, 0], corners[:, 2])
-            color = class_color(int(label)) if group == 0 else (255, 255, 255)
-            cv2.polylines(canvas, [polygon.reshape(-1, 1, 2)], True, color, 1 if group else 2, cv2.LINE_AA)
-            cv2.line(canvas, tuple(map(int, polygon[0])), tuple(map(int, polygon[1])), color, 3 if group == 0 else 1)
-    cv2.circle(canvas, tuple(map(int, to_pixels(np.array([0.0]), np.array([0.0]))[0])), 4, (255, 255, 255), -1)
-    return canvas
-
-
 def heatmap_overlay(image: np.ndarray, heatmap: Any, alpha: float = 0.5) -> np.ndarray:
     """Blend a JET-coloured heatmap over an RGB image.
 
@@ -263,10 +139,10 @@ def heatmap_overlay(image: np.ndarray, heatmap: Any, alpha: float = 0.5) -> np.n
     Returns:
         A new (H, W, 3) uint8 RGB image.
     """
-    image = _check_image(image)
+    image = check_image(image)
     if not 0.0 <= alpha <= 1.0:
         raise CenterNetError(f"alpha: {alpha}, expected a value in [0, 1]")
-    heat = _to_numpy(heatmap).astype(np.float32)
+    heat = to_numpy(heatmap).astype(np.float32)
     if heat.ndim == 3:
         heat = heat.max(axis=0)
     if heat.ndim != 2 or heat.size == 0:
@@ -398,7 +274,7 @@ def save_image(path: str | Path, image_rgb: np.ndarray) -> Path:
     Returns the path written.
     """
     path = Path(path)
-    image = _to_numpy(image_rgb)
+    image = to_numpy(image_rgb)
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise CenterNetError(f"image: shape {tuple(image.shape)} dtype {image.dtype}, "
                              "expected (H, W, 3) or (H, W) uint8")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -55,6 +56,9 @@ LAYOUTS = (
 )
 
 
+# What the readers can give per object (DatasetSplit.annotations); a task's ``needs`` is a subset of these.
+ANNOTATIONS = ("boxes", "keypoints", "objects3d", "calib")
+
 # Names that mean the same split; asked for one, a dataset that has only another of its group gives that.
 SPLIT_SYNONYMS = (("train", "training"), ("val", "valid", "validation"), ("test", "testing"))
 
@@ -75,7 +79,7 @@ def default_cache_dir() -> Path:
 
 
 def load_split(
-    data: str | Path, split: str = "train", shapes_config=None, task: str = "detect", data_format: str | None = None
+    data: str | Path, split: str = "train", shapes_config=None, needs: Sequence[str] = (), data_format: str | None = None
 ) -> DatasetSplit:
     """Read one split of a dataset, for training or evaluation.
 
@@ -87,36 +91,38 @@ def load_split(
 
     ``"shapes3d"`` is the built-in synthetic 3D set (KITTI format, ``shapes_config`` a ``Shapes3DConfig``); it and
     KITTI folders (``training/{image_2,label_2,calib}``, splits from ``ImageSets/<split>.txt``) give 3D splits
-    (``task == "3d"`` on the result); ``task="3d"`` accepts nothing else.
+    (``"objects3d"`` in the result's ``annotations``); ``needs`` with ``"objects3d"`` accepts nothing else.
 
-    ``task="pose"``: a COCO folder is read from ``annotations/person_keypoints_<split>.json``
-    (images in ``images/<split>/`` or, COCO's own layout, ``<split>/``), and data without
-    keypoints (a detection json, a YOLO set without ``kpt_shape``, VOC) is a CenterNetError.
-    ``task="detect"`` reads boxes only, keypoints ignored, except ``"shapes_pose"`` (the built-in
-    synthetic pose set, ``shapes_config`` a ``ShapesPoseConfig``), which always has its keypoints.
+    ``needs``: the annotations the caller's task needs beyond boxes (``Task.needs``). With ``"keypoints"``, a COCO
+    folder is read from ``annotations/person_keypoints_<split>.json`` (images in ``images/<split>/`` or, COCO's
+    own layout, ``<split>/``), and data without keypoints (a detection json, a YOLO set without ``kpt_shape``,
+    VOC) is a CenterNetError. Without it, boxes are read and keypoints ignored, except ``"shapes_pose"`` (the
+    built-in synthetic pose set, ``shapes_config`` a ``ShapesPoseConfig``), which always has its keypoints.
     """
-    result = read_split(data, split, shapes_config, task, data_format)
+    result = read_split(data, split, shapes_config, needs, data_format)
     if not result.samples:
         raise CenterNetError(_no_images_message(result, split))
     return result
 
 
 def read_split(
-    data: str | Path, split: str = "train", shapes_config=None, task: str = "detect", data_format: str | None = None
+    data: str | Path, split: str = "train", shapes_config=None, needs: Sequence[str] = (), data_format: str | None = None
 ) -> DatasetSplit:
     """Like :func:`load_split` but a split with no valid image is returned (empty) rather than raised.
 
     ``data_format`` ('coco', 'voc', 'yolo'): the layout to read a folder as, for one that matches several."""
-    if str(data) == "shapes3d" or task == "3d":
+    unknown = sorted(set(needs) - set(ANNOTATIONS))
+    if unknown:
+        raise CenterNetError(f"no reader gives {', '.join(unknown)}; the readers give {', '.join(ANNOTATIONS)}")
+    if str(data) == "shapes3d" or "objects3d" in needs:
         return _read_3d(data, split, shapes_config)
-    if task not in _COCO_PREFIX:
-        raise CenterNetError(f"task {task!r} is not one of {', '.join(_COCO_PREFIX)}, 3d")
+    keypoints = "keypoints" in needs
     if str(data) == "shapes_pose":
         from .shapes_pose import ShapesPoseConfig, build_shapes_pose
 
         root = build_shapes_pose(default_cache_dir() / "datasets", shapes_config or ShapesPoseConfig())
-        return _read_coco_folder(root, split, "pose")
-    if task == "pose" and str(data) == "shapes":
+        return _read_coco_folder(root, split, True)
+    if keypoints and str(data) == "shapes":
         raise CenterNetError("dataset 'shapes' has no keypoints; the built-in pose set is 'shapes_pose'")
     if str(data) == "shapes":
         from .shapes import ShapesConfig, build_shapes
@@ -125,31 +131,33 @@ def read_split(
         return _read_coco_folder(root, split)
     path = Path(data)
     if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
-        split = resolve_split(split, available_splits(path, task, data_format))
-    kind = detect_format(path, split, task, data_format)
+        split = resolve_split(split, available_splits(path, needs, data_format))
+    kind = detect_format(path, split, needs, data_format)
     if kind == "yolo":
         if path.is_dir() and _yolo_yaml(path) is None:
             names_file, config = names_file_config(path)
-            return read_yolo(names_file, split, task, config)
+            return read_yolo(names_file, split, keypoints, config)
         yaml_path = path if path.is_file() else _yolo_yaml(path)
         config = load_yaml(yaml_path)
         if is_mixed(config):
-            return read_mixed(yaml_path, config, split, task)
-        return read_yolo(yaml_path, split, task, config)
+            return read_mixed(yaml_path, config, split, keypoints)
+        return read_yolo(yaml_path, split, keypoints, config)
     if kind == "kitti":
-        if task == "pose":
+        if keypoints:
             raise CenterNetError(f"{path}: the data has no keypoints (KITTI has 2D and 3D boxes)")
         return read_kitti(path, split)
     if kind == "voc":
-        if task == "pose":
+        if keypoints:
             raise CenterNetError(f"{path}: the data has no keypoints (Pascal VOC has boxes only)")
         return read_voc(path, split)
     if path.is_file():
-        return read_coco(path, _coco_images_dir(path, split), task)
-    return _read_coco_folder(path, split, task)
+        return read_coco(path, _coco_images_dir(path, split), keypoints)
+    return _read_coco_folder(path, split, keypoints)
 
 
-def detect_format(path: Path, split: str | None = "train", task: str = "detect", data_format: str | None = None) -> str:
+def detect_format(
+    path: Path, split: str | None = "train", needs: Sequence[str] = (), data_format: str | None = None
+) -> str:
     """``"yolo"``, ``"voc"`` or ``"coco"`` from the path alone; CenterNetError for anything else.
 
     ``data_format``: the layout to take when the path matches it (a folder may match several); a path that
@@ -158,7 +166,7 @@ def detect_format(path: Path, split: str | None = "train", task: str = "detect",
     ``.yaml``/``.yml`` file or folder with ``data.yaml`` -> YOLO; folder with
     ``Annotations/`` and ``JPEGImages/`` -> VOC; folder with ``annotations/instances_*.json``
     (or ``person_keypoints_*.json``) or a ``.json`` file -> COCO. A COCO folder without
-    ``instances_<split>.json`` (``person_keypoints_<split>.json`` for ``task="pose"``) is a
+    ``instances_<split>.json`` (``person_keypoints_<split>.json`` when ``needs`` has keypoints) is a
     missing split (not checked when ``split`` is None). A folder with ``image_2/``, ``label_2/`` and ``calib/``
     (itself or under ``training/``) and none of the above -> ``"kitti"``. Then sub-folders each holding one
     ``.json`` beside images -> ``"coco"`` (split folders); then ``.xml`` files (``voc.xml_folders``) -> ``"voc"``.
@@ -185,12 +193,13 @@ def detect_format(path: Path, split: str | None = "train", task: str = "detect",
         return "yolo"
     if (path / "Annotations").is_dir() and (path / "JPEGImages").is_dir():
         return "voc"
-    if _coco_splits(path) or _coco_splits(path, "pose"):
-        expected = _coco_json(path, split or "", task)
+    if _coco_splits(path) or _coco_splits(path, True):
+        keypoints = "keypoints" in needs
+        expected = _coco_json(path, split or "", keypoints)
         if split is not None and not expected.is_file():
             raise CenterNetError(
                 f"dataset folder {str(path)!r} has no split {split!r}: expected "
-                f"{str(expected)!r} (COCO layout; splits found: {', '.join(_coco_splits(path, task)) or 'none'})"
+                f"{str(expected)!r} (COCO layout; splits found: {', '.join(_coco_splits(path, keypoints)) or 'none'})"
             )
         return "coco"
     if kitti_folder(path) is not None:
@@ -212,16 +221,17 @@ def _layouts(path: Path) -> list[str]:
     matches = {
         "yolo": _yolo_yaml(path) is not None or names_file_config(path) is not None,
         "voc": ((path / "Annotations").is_dir() and (path / "JPEGImages").is_dir()) or bool(xml_folders(path)),
-        "coco": bool(_coco_splits(path) or _coco_splits(path, "pose") or coco_split_folders(path)),
+        "coco": bool(_coco_splits(path) or _coco_splits(path, True) or coco_split_folders(path)),
         "kitti": kitti_folder(path) is not None,
     }
     return [kind for kind, found in matches.items() if found]
 
 
-def available_splits(data: str | Path, task: str = "detect", data_format: str | None = None) -> list[str]:
+def available_splits(data: str | Path, needs: Sequence[str] = (), data_format: str | None = None) -> list[str]:
     """The split names a dataset defines (for a COCO .json file: the one it is, named after it).
 
-    For a COCO folder: the ``instances_<split>.json`` names, ``person_keypoints_<split>.json`` for ``task="pose"``.
+    For a COCO folder: the ``instances_<split>.json`` names, ``person_keypoints_<split>.json`` when ``needs`` has
+    keypoints.
     """
     if str(data) in ("shapes", "shapes_pose"):
         return ["train", "val"]
@@ -241,14 +251,14 @@ def available_splits(data: str | Path, task: str = "detect", data_format: str | 
         return voc_splits(path)
     if path.is_file():
         return [_json_split_name(path) or "train"]
-    return _coco_splits(path, task) or sorted(coco_split_folders(path))
+    return _coco_splits(path, "keypoints" in needs) or sorted(coco_split_folders(path))
 
 
-def has_split(data: str | Path, split: str, task: str = "detect", data_format: str | None = None) -> bool:
+def has_split(data: str | Path, split: str, needs: Sequence[str] = (), data_format: str | None = None) -> bool:
     """Whether ``data`` defines ``split`` (or a synonym of it); a single COCO .json has every split."""
     if str(data) in ("shapes", "shapes_pose", "shapes3d") or Path(data).suffix.lower() == ".json":
         return True
-    have = available_splits(data, "detect" if task == "3d" else task, data_format)
+    have = available_splits(data, needs, data_format)
     return resolve_split(split, have) in have
 
 
@@ -302,18 +312,18 @@ def _yolo_yaml(folder: Path) -> Path | None:
     return None
 
 
-# The annotation file name's prefix in a COCO folder, per task: annotations/<prefix><split>.json.
-_COCO_PREFIX = {"detect": "instances_", "pose": "person_keypoints_"}
+# The annotation file name's prefix in a COCO folder, boxes or keypoints: annotations/<prefix><split>.json.
+_COCO_PREFIX = {False: "instances_", True: "person_keypoints_"}
 
 
-def _coco_splits(folder: Path, task: str = "detect") -> list[str]:
-    prefix = _COCO_PREFIX[task]
+def _coco_splits(folder: Path, keypoints: bool = False) -> list[str]:
+    prefix = _COCO_PREFIX[keypoints]
     return sorted(p.stem[len(prefix):] for p in (folder / "annotations").glob(f"{prefix}*.json"))
 
 
-def _coco_json(root: Path, split: str, task: str = "detect") -> Path:
-    """``root/annotations/instances_<split>.json`` (``person_keypoints_<split>.json`` for pose)."""
-    return root / "annotations" / f"{_COCO_PREFIX[task]}{split}.json"
+def _coco_json(root: Path, split: str, keypoints: bool = False) -> Path:
+    """``root/annotations/instances_<split>.json`` (``person_keypoints_<split>.json`` with keypoints)."""
+    return root / "annotations" / f"{_COCO_PREFIX[keypoints]}{split}.json"
 
 
 def _json_split_name(json_path: Path) -> str:
@@ -345,16 +355,16 @@ def coco_split_folders(root: Path) -> dict[str, Path]:
     return found
 
 
-def _read_coco_folder(root: Path, split: str, task: str = "detect") -> DatasetSplit:
+def _read_coco_folder(root: Path, split: str, keypoints: bool | None = False) -> DatasetSplit:
     """``annotations/<prefix><split>.json`` with images in ``images/<split>/``, else ``<split>/`` (COCO's layout);
     or, without ``annotations/``, the one json in the folder ``<split>/`` with its images beside it."""
-    if not _coco_splits(root) and not _coco_splits(root, "pose"):
+    if not _coco_splits(root) and not _coco_splits(root, True):
         folders = coco_split_folders(root)
         if split not in folders:
             raise CenterNetError(f"dataset folder {str(root)!r} has no split {split!r}: expected a folder "
                                  f"{str(root / split)!r} holding one COCO .json (splits found: {', '.join(folders)})")
-        return read_coco(folders[split], folders[split].parent, task)
-    json_path = _coco_json(root, split, task)
+        return read_coco(folders[split], folders[split].parent, keypoints)
+    json_path = _coco_json(root, split, bool(keypoints))
     if not json_path.is_file():
         raise CenterNetError(
             f"dataset folder {str(root)!r} has no split {split!r}: expected {str(json_path)!r} (COCO layout)"
@@ -362,7 +372,7 @@ def _read_coco_folder(root: Path, split: str, task: str = "detect") -> DatasetSp
     images = root / "images" / split
     if not images.is_dir() and (root / split).is_dir():
         images = root / split
-    return read_coco(json_path, images, task)
+    return read_coco(json_path, images, keypoints)
 
 
 def _no_images_message(split_data: DatasetSplit, split: str) -> str:

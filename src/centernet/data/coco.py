@@ -11,7 +11,7 @@ checked, not coerced: ids and sizes are integers (``3`` or ``3.0``, or a string 
 Pose (COCO person_keypoints): when a category lists joint names under ``keypoints``, the
 file is read in pose mode (see :func:`read_coco`): each annotation's ``keypoints``
 (``[x, y, v] * K``) becomes ``sample.keypoints`` (N, K, 3) aligned with the boxes, and the
-split gets a :class:`KeypointSpec` and ``task = "pose"``.
+split gets a :class:`KeypointSpec` and ``"keypoints"`` in its ``annotations``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CenterNetError
-from .samples import DatasetProblem, DatasetSplit, KeypointSpec, SampleBuilder, file_exists, one_line
+from .samples import (
+    DatasetProblem, DatasetSplit, KeypointSpec, SampleBuilder, annotations_of, file_exists, one_line,
+)
 
 #: COCO person_keypoints' 17 joint names, in COCO's order.
 COCO_PERSON_JOINTS: tuple[str, ...] = (
@@ -33,19 +35,22 @@ COCO_PERSON_JOINTS: tuple[str, ...] = (
     "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
     "right_ankle",
 )
+# COCO's per-joint OKS sigmas (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
+COCO_KEYPOINT_SIGMAS: tuple[float, ...] = tuple(
+    v / 10.0 for v in (0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87,
+                       0.89, 0.89)
+)
 
-TASKS = ("detect", "pose")
 
-
-def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = None) -> DatasetSplit:
+def read_coco(json_path: str | Path, images_dir: str | Path, keypoints: bool | None = None) -> DatasetSplit:
     """Read a COCO instances (or person_keypoints) json; image ``file_name``s are relative to ``images_dir``.
 
     Images listed but missing on disk, and repeated image ids or file names, are
     dropped and reported; the split keeps every valid image.
 
-    ``task``: None reads keypoints when a category lists joint names (pose mode), else boxes
-    only; ``"detect"`` always reads boxes only (every category, keypoints ignored); ``"pose"``
-    requires joint names (a json without them is a CenterNetError saying it has no keypoints).
+    ``keypoints``: None reads keypoints when a category lists joint names (pose mode), else boxes
+    only; False always reads boxes only (every category, keypoints ignored); True requires joint
+    names (a json without them is a CenterNetError saying it has no keypoints).
 
     Pose mode: only the categories that list ``keypoints`` (the persons) are kept; annotations
     of the other categories, crowd ones included, are skipped silently (they are not persons).
@@ -59,8 +64,6 @@ def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = 
     1 or 2) is a ``malformed_label`` problem and that person keeps its box with every joint v = 0.
     Crowd annotations stay ignore regions (no joints).
     """
-    if task not in (None, *TASKS):
-        raise ValueError(f"read_coco: task {task!r}; expected None, 'detect' or 'pose'")
     json_path, images_dir = Path(json_path), Path(images_dir)
     data = _load_json(json_path)
     problems: list[DatasetProblem] = []
@@ -73,8 +76,8 @@ def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = 
         categories = [(cid, name) for cid, name in categories if cid != parent[0]]
         notes.append(f"category {parent[0]} {parent[1]!r} left out of the classes: no annotation uses it and every "
                      "other category names it as its supercategory (as Roboflow exports write the dataset's name)")
-    pose = None if task == "detect" else _pose_categories(data["categories"], where)
-    if task == "pose" and pose is None:
+    pose = None if keypoints is False else _pose_categories(data["categories"], where)
+    if keypoints and pose is None:
         raise CenterNetError(f"{where}: the data has no keypoints (no category lists joint names under 'keypoints'); "
                              "a pose dataset needs a COCO person_keypoints json")
     spec, skipped = None, frozenset()
@@ -109,7 +112,7 @@ def read_coco(json_path: str | Path, images_dir: str | Path, task: str | None = 
         dropped += builder.dropped
     names = [name for _, name in categories]
     return DatasetSplit(samples, names, category_ids, source=where, problems=problems, dropped_boxes=dropped,
-                        keypoint_spec=spec, task="detect" if spec is None else "pose", notes=notes)
+                        keypoint_spec=spec, annotations=annotations_of(spec), notes=notes)
 
 
 def _unused_parent_category(
@@ -152,8 +155,6 @@ def _pose_categories(entries: list[Any], where: str) -> tuple[KeypointSpec, set[
     skeleton = _skeleton(first.get("skeleton"), num_joints, f"{where}: categories[{index}]")
     sigmas = _declared_sigmas(first.get("sigmas"), num_joints, f"{where}: categories[{index}]")
     if sigmas is None and tuple(names) == COCO_PERSON_JOINTS:
-        from ..eval.keypoints import COCO_KEYPOINT_SIGMAS
-
         sigmas = list(COCO_KEYPOINT_SIGMAS)
     spec = KeypointSpec(num_joints, flip_from_names(names), list(names), skeleton, sigmas)
     return spec, {_integer(e.get("id")) for _, e in found}  # ids already checked by _categories

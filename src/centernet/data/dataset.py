@@ -8,14 +8,15 @@ training change S between batches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from ..errors import CenterNetError
-from ..models.centernet import OUTPUT_STRIDE  # the model's stride is the one targets are drawn at
+from ..config import OUTPUT_STRIDE
+from ..progress import progress_bar
 from .augment import color_augment
 from .images import read_image_rgb  # the one image reader (training, evaluation, prediction)
 from .samples import DatasetSplit, DetectionSample, ignore_labels_of
@@ -27,6 +28,9 @@ from .transforms import (
     warp_boxes,
     warp_image,
 )
+
+if TYPE_CHECKING:
+    from ..tasks.base import Task
 
 # The original's COCO statistics, reordered from BGR to RGB.
 COCO_MEAN_RGB = (0.470, 0.447, 0.408)
@@ -63,17 +67,16 @@ class DetectionDataset(Dataset):
 
     split: DatasetSplit
     input_size: int
-    encoder: Callable[..., dict[str, np.ndarray]]  # the task's target encoder
+    task: "Task"  # encodes the targets and warps the annotations it needs beyond boxes
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     normalize: Normalize = field(default_factory=Normalize)
     seed: int = 0
     epoch: int = 0
     cache: list[np.ndarray] | None = field(default=None, repr=False)  # decoded images, see fill_cache
-    needs: tuple[str, ...] = ()  # per-object annotations the encoder takes beyond boxes ('keypoints')
     input_height: int | None = None  # a rectangular input (input_size wide); None: square
-    flip_perm: list[int] | None = None  # pose: joint j of an image is joint flip_perm[j] of its mirror
 
     def __post_init__(self) -> None:
+        self.encoder = self.task.encoder()
         if self.input_size % 32 or (self.input_height or 32) % 32:
             raise CenterNetError(f"input size {self.input_size}x{self.input_height or self.input_size} is not a multiple of 32")
 
@@ -83,8 +86,6 @@ class DetectionDataset(Dataset):
         Call it before the DataLoader starts its workers: they are forked with the cache and
         share its pages, so N workers do not hold N copies.
         """
-        from ..progress import progress_bar
-
         self.cache = [read_image_rgb(s.image_path) for s in progress_bar(self.split.samples, "caching images", not progress)]
         return sum(image.nbytes for image in self.cache)
 
@@ -116,52 +117,13 @@ class DetectionDataset(Dataset):
         to_output = to_output_matrix(to_input, OUTPUT_STRIDE)
         boxes = clip_boxes(warp_boxes(sample.boxes, to_output), out_w, out_h)
         ignore = clip_boxes(warp_boxes(sample.ignore_boxes, to_output), out_w, out_h)
-        extras = {}
-        if "keypoints" in self.needs:
-            extras["keypoints"] = self._warp_keypoints(sample, to_output, flipped=to_input[0, 0] < 0)
-        if "objects3d" in self.needs:
-            extras.update(self._objects3d(sample, to_output, flipped=to_input[0, 0] < 0))
+        extras = self.task.sample_annotations(sample, to_output, flipped=bool(to_input[0, 0] < 0))
         targets = self.encoder(
             boxes=boxes, labels=sample.labels, output_size=(out_h, out_w), ignore_boxes=ignore,
             ignore_labels=ignore_labels_of(sample), **extras,
         )
         item["targets"] = {k: torch.from_numpy(v) for k, v in targets.items()}
         return item
-
-    def _warp_keypoints(self, sample: DetectionSample, to_output: np.ndarray, flipped: bool) -> np.ndarray:
-        """The sample's joints (N, K, 3) in output-map pixels; in a mirrored sample, left and right swapped.
-
-        Joints that land outside the map keep their v: the encoder skips them (no target there).
-        """
-        if sample.keypoints is None:
-            raise CenterNetError(f"{sample.image_path}: the sample has no keypoints; the pose task needs them")
-        keypoints = np.array(sample.keypoints, np.float32)  # (N, K, 3), a copy
-        if keypoints.ndim != 3 or len(keypoints) != len(sample.boxes):
-            raise CenterNetError(f"{sample.image_path}: keypoints of shape {keypoints.shape} for {len(sample.boxes)} "
-                                 "objects; expected (N, K, 3)")
-        xy = keypoints[..., :2].astype(np.float64)  # (N, K, 2)
-        keypoints[..., :2] = xy @ to_output[:, :2].T + to_output[:, 2]
-        if flipped and self.flip_perm is not None:
-            keypoints = keypoints[:, self.flip_perm]
-        return keypoints
-
-    def _objects3d(self, sample: DetectionSample, to_output: np.ndarray, flipped: bool) -> dict[str, np.ndarray]:
-        """3D data: objects3d (N, 8) as read, and the projected 3D centres (N, 2) warped to output pixels.
-
-        Depth, dimensions and angles are not changed by the warp (as the original: a rescaled crop
-        keeps its depth targets), so 3D training uses no flip (it would need alpha -> pi - alpha and a
-        mirrored camera) and mild or no scale augmentation.
-        """
-        from ..targets.mono3d import projected_centres
-
-        if sample.objects3d is None or sample.calib is None:
-            raise CenterNetError(f"{sample.image_path}: the sample has no 3D labels or calib; the 3d task needs KITTI data")
-        if flipped:
-            raise CenterNetError("3D training cannot flip images (set flip=0)")
-        objects3d = np.asarray(sample.objects3d, np.float32).reshape(-1, 8)
-        centres = projected_centres(objects3d, sample.calib).astype(np.float64)  # (N, 2) original pixels
-        centres = centres @ to_output[:, :2].T + to_output[:, 2]
-        return {"objects3d": objects3d, "centres": centres.astype(np.float32)}
 
 
 class SizedBatches(BatchSampler):

@@ -186,7 +186,7 @@ def kitti_splits(root: str | Path) -> list[str]:
 
 
 def read_kitti(root: str | Path, split: str = "train", class_map: KittiClassMap | None = None) -> DatasetSplit:
-    """Read one split of a KITTI object folder as a 3D :class:`DatasetSplit` (``task == "3d"``).
+    """Read one split of a KITTI object folder as a 3D :class:`DatasetSplit` (``annotations`` boxes, objects3d and calib).
 
     Layout: ``root/training/{image_2,label_2,calib}`` (KITTI's own) or ``root/{image_2,label_2,calib}``;
     frames are the stems of ``label_2/*.txt``. ``root/ImageSets/<split>.txt`` (one frame id per line,
@@ -222,7 +222,8 @@ def read_kitti(root: str | Path, split: str = "train", class_map: KittiClassMap 
             dropped += frame_dropped
     source = str(root / "ImageSets" / f"{split}.txt") if (root / "ImageSets").is_dir() else str(root)
     return DatasetSplit(samples, list(class_map.classes), list(range(1, len(class_map.classes) + 1)),
-                        source=source, problems=problems, dropped_boxes=dropped, task="3d")
+                        source=source, problems=problems, dropped_boxes=dropped,
+                        annotations=("boxes", "objects3d", "calib"))
 
 
 def _split_frames(root: Path, folder: Path, split: str,

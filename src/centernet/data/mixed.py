@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CenterNetError
-from .samples import DatasetProblem, DatasetSplit, DetectionSample
+from .samples import DatasetProblem, DatasetSplit, DetectionSample, needs
 from .yolo import NON_SPLIT_KEYS, dataset_root, read_yolo, splits_in
 
 DATA_FORMATS = ("coco", "voc", "yolo")  # the formats a source (and --format) names
@@ -42,21 +42,21 @@ def splits_in_mixed(config: dict[str, Any]) -> list[str]:
     return [*splits_in(config), *(k for k, v in config.items() if k not in NON_SPLIT_KEYS and isinstance(v, dict) and v)]
 
 
-def read_mixed(yaml_path: Path, config: dict[str, Any], split: str, task: str | None = None) -> DatasetSplit:
+def read_mixed(yaml_path: Path, config: dict[str, Any], split: str, keypoints: bool | None = None) -> DatasetSplit:
     """Split ``split`` of the yaml at ``yaml_path`` (already loaded as ``config``), relabelled to its classes."""
     if split not in splits_in_mixed(config):
         have = ", ".join(splits_in_mixed(config)) or "none"
         raise CenterNetError(f"{yaml_path}: no split {split!r} (splits defined: {have})")
     names = config.get("names")
     if names is None:  # every source's classes, each source read once
-        sources = {other: _read_source(yaml_path, config, other, task) for other in splits_in_mixed(config)}
+        sources = {other: _read_source(yaml_path, config, other, keypoints) for other in splits_in_mixed(config)}
         return relabel(sources[split], sorted({n for source in sources.values() for n in source.class_names}))
     if not (isinstance(names, list) and names and all(isinstance(n, (str, int)) for n in names)):
         raise CenterNetError(f"{yaml_path}: 'names' must be a non-empty list of class names")
-    return relabel(_read_source(yaml_path, config, split, task), [str(n) for n in names])
+    return relabel(_read_source(yaml_path, config, split, keypoints), [str(n) for n in names])
 
 
-def _read_source(yaml_path: Path, config: dict[str, Any], split: str, task: str | None) -> DatasetSplit:
+def _read_source(yaml_path: Path, config: dict[str, Any], split: str, keypoints: bool | None) -> DatasetSplit:
     from . import read_split
 
     entry = config[split]
@@ -64,7 +64,7 @@ def _read_source(yaml_path: Path, config: dict[str, Any], split: str, task: str 
         if not config.get("names"):
             raise CenterNetError(f"{yaml_path}: split {split!r} is YOLO images, whose labels are class indices: "
                                  "the yaml needs 'names'")
-        return read_yolo(yaml_path, split, task, config)
+        return read_yolo(yaml_path, split, keypoints, config)
     formats = [f for f in DATA_FORMATS if f in entry]
     unknown = sorted(set(entry) - {*DATA_FORMATS, "images", "split"})
     if len(formats) != 1 or unknown:
@@ -78,22 +78,22 @@ def _read_source(yaml_path: Path, config: dict[str, Any], split: str, task: str 
     if formats[0] == "coco" and source.is_file():
         from .coco import read_coco
 
-        return read_coco(source, images or source.parent, task)
+        return read_coco(source, images or source.parent, keypoints)
     from . import available_splits
 
     name = entry.get("split")
     if name is None:  # a source with one split (a folder of xml files: 'train') gives it, whatever this one is called
-        have = available_splits(source, task or "detect")
+        have = available_splits(source, needs(keypoints))
         name = have[0] if len(have) == 1 else split
     if formats[0] == "voc":
         from .voc import read_voc
 
-        if task == "pose":
+        if keypoints:
             raise CenterNetError(f"{source}: the data has no keypoints (Pascal VOC has boxes only)")
         return read_voc(source, str(name), images=images)
     if images is not None:
         raise CenterNetError(f"{yaml_path}: split {split!r}: images: is for a coco: json or a voc: folder")
-    return read_split(source, str(name), task=task or "detect")
+    return read_split(source, str(name), needs=needs(keypoints))
 
 
 def relabel(split: DatasetSplit, names: list[str]) -> DatasetSplit:

@@ -99,6 +99,16 @@ class KeypointSpec:
     sigmas: list[float] | None = None                 # K OKS sigmas; None: COCO's when K = 17
 
 
+def annotations_of(keypoint_spec: "KeypointSpec | None") -> tuple[str, ...]:
+    """What a 2D reader's objects carry: boxes, and keypoints where the data names joints."""
+    return ("boxes",) if keypoint_spec is None else ("boxes", "keypoints")
+
+
+def needs(keypoints: bool | None) -> tuple[str, ...]:
+    """The ``needs`` a reader's ``keypoints`` flag stands for (``load_split``'s spelling of it)."""
+    return ("keypoints",) if keypoints else ()
+
+
 @dataclass
 class DatasetSplit:
     """All samples of one split plus the class list.
@@ -113,7 +123,9 @@ class DatasetSplit:
     problems: list[DatasetProblem] = field(default_factory=list)  # what the reader skipped / clipped / dropped
     dropped_boxes: int = 0  # object boxes present in the files but not kept (unknown class, zero area)
     keypoint_spec: KeypointSpec | None = None  # pose data: the joints
-    task: str = "detect"  # what the data can train: 'detect', 'pose' (has keypoints), '3d' (KITTI)
+    # What each object carries: "boxes" always, "keypoints" (pose data), "objects3d" and "calib" (KITTI); a task
+    # names the ones it needs (Task.needs) and the reader is asked for those.
+    annotations: tuple[str, ...] = ("boxes",)
     notes: list[str] = field(default_factory=list)  # what the reader decided that a user should hear (one line each)
 
     @property

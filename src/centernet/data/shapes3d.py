@@ -59,6 +59,7 @@ import numpy as np
 import yaml
 
 from ..errors import CenterNetError
+from ..ops.camera import box_corners, project, wrap_angle
 from ..progress import progress_bar
 from .kitti import KittiObject, write_calib_file, write_label_file
 from .shapes import _MARKER, _PNG_PARAMS, _add_noise, build_once, hashed_dir, settings_of
@@ -66,11 +67,9 @@ from .shapes import _MARKER, _PNG_PARAMS, _add_noise, build_once, hashed_dir, se
 __all__ = [
     "SHAPES3D_CLASSES",
     "Shapes3DConfig",
-    "box_corners",
     "build_shapes3d",
     "camera_matrix",
     "dataset_dir",
-    "project",
     "render_image3d",
 ]
 
@@ -170,31 +169,6 @@ def camera_matrix(cfg: Shapes3DConfig) -> np.ndarray:
     f = cfg.focal_frac * cfg.width
     k = np.array([[f, 0, _CX_FRAC * cfg.width], [0, f, _CY_FRAC * cfg.height], [0, 0, 1]], np.float64)
     return k @ np.hstack([np.eye(3), np.array(_CAM2_OFFSET, np.float64)[:, None]])
-
-
-def box_corners(dims: np.ndarray, location: np.ndarray, rotation_y: float) -> np.ndarray:
-    """The 8 corners (8, 3) in camera coordinates of a KITTI box: dims h w l, location its bottom centre.
-
-    Corners 0-3 lie on the ground (y = location y), 4-7 above them; 0 and 1 at +l/2 (the front).
-    """
-    h, w, l = (float(v) for v in dims)
-    x = np.array([1, 1, -1, -1, 1, 1, -1, -1], np.float64) * l / 2
-    y = np.array([0, 0, 0, 0, -1, -1, -1, -1], np.float64) * h
-    z = np.array([1, -1, -1, 1, 1, -1, -1, 1], np.float64) * w / 2
-    c, s = math.cos(rotation_y), math.sin(rotation_y)
-    rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], np.float64)  # about the camera's y axis
-    return (rot @ np.stack([x, y, z])).T + np.asarray(location, np.float64)
-
-
-def project(p2: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Camera points (N, 3) -> image points (N, 2) through P2 (3, 4)."""
-    uvw = np.hstack([points, np.ones((len(points), 1))]) @ p2.T  # (N, 3)
-    return uvw[:, :2] / uvw[:, 2:3]
-
-
-def wrap_angle(angle: float) -> float:
-    """``angle`` wrapped to [-pi, pi)."""
-    return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
 # --------------------------------------------------------------------------- on disk

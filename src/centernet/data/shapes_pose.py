@@ -52,8 +52,9 @@ import yaml
 from tqdm import tqdm
 
 from ..errors import CenterNetError
+from ..ops.boxes import box_iou
 from ..progress import progress_bar
-from .coco import COCO_PERSON_JOINTS
+from .coco import COCO_KEYPOINT_SIGMAS, COCO_PERSON_JOINTS
 from .shapes import (
     _MARKER, _PNG_PARAMS, _add_noise, _background, _draw_clutter, _pick_colour, build_once, hashed_dir, settings_of,
 )
@@ -164,8 +165,6 @@ def _base(name: str) -> tuple[str, str]:
 def joint_sigmas(names: list[str]) -> list[float]:
     """Per-joint OKS sigmas: COCO's for COCO's 17 joints, the template's otherwise."""
     if tuple(names) == COCO_PERSON_JOINTS:
-        from ..eval.keypoints import COCO_KEYPOINT_SIGMAS
-
         return list(COCO_KEYPOINT_SIGMAS)
     sigma = dict(_TEMPLATE)
     return [sigma[_base(n)[0]] for n in names]
@@ -453,13 +452,6 @@ def _figure_box(figure: _Figure) -> tuple[float, float, float, float]:
     return float(x0), float(y0), float(x1), float(y1)
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
-
-
 def _place_figure(rng: np.random.Generator, cfg: ShapesPoseConfig, boxes: list) -> _Figure | None:
     """A figure mostly inside the image, overlapping no earlier one by more than ``_MAX_IOU``; None if none fits."""
     size = cfg.image_size
@@ -470,7 +462,7 @@ def _place_figure(rng: np.random.Generator, cfg: ShapesPoseConfig, boxes: list) 
         points = np.stack([figure.points[n] for n in joint_names(MAX_JOINTS)])  # (24, 2) template points
         inside = ((points >= 0) & (points < size)).all(axis=1).mean()
         box = _figure_box(figure)
-        if inside >= _MIN_JOINTS_INSIDE and all(_iou(box, b) <= _MAX_IOU for b in boxes):
+        if inside >= _MIN_JOINTS_INSIDE and (not boxes or box_iou([box], boxes).max() <= _MAX_IOU):
             return figure
     return None
 

@@ -52,6 +52,7 @@ from .samples import (
     DetectionSample,
     KeypointSpec,
     SampleBuilder,
+    annotations_of,
     file_exists,
     one_line,
     path_kind,
@@ -78,7 +79,7 @@ class YoloPose:
 
 
 def read_yolo(
-    yaml_path: str | Path, split: str = "train", task: str | None = None, config: dict[str, Any] | None = None
+    yaml_path: str | Path, split: str = "train", keypoints: bool | None = None, config: dict[str, Any] | None = None
 ) -> DatasetSplit:
     """Read split ``split`` of the dataset described by ``yaml_path`` (or by ``config``, the settings a yaml
     would hold, with ``yaml_path`` the file that named the classes).
@@ -87,8 +88,8 @@ def read_yolo(
     not exist raise :class:`CenterNetError`; problems inside the data are reported in
     ``DatasetSplit.problems``.
 
-    ``task``: None reads keypoints when the yaml has ``kpt_shape``; ``"detect"`` reads boxes only
-    (lines still have the ``kpt_shape`` length); ``"pose"`` requires ``kpt_shape`` (CenterNetError
+    ``keypoints``: None reads keypoints when the yaml has ``kpt_shape``; False reads boxes only
+    (lines still have the ``kpt_shape`` length); True requires ``kpt_shape`` (CenterNetError
     saying the data has no keypoints otherwise).
     """
     yaml_path = Path(yaml_path)
@@ -97,7 +98,7 @@ def read_yolo(
     category_ids, names = class_list(yaml_path, config)
     label_of = {cid: i for i, cid in enumerate(category_ids)}
     pose = pose_settings(yaml_path, config)
-    if task == "pose" and pose is None:
+    if keypoints and pose is None:
         raise CenterNetError(f"{yaml_path}: the data has no keypoints (no 'kpt_shape' in the yaml)")
 
     problems: list[DatasetProblem] = []
@@ -112,14 +113,14 @@ def read_yolo(
         size = (header.width, header.height)
         sample, n_dropped = _read_sample(path, len(samples) + 1, size, label_of, problems, pose)
         if sample is not None:
-            if task == "detect":
+            if keypoints is False:
                 sample.keypoints = None
             samples.append(sample)
             dropped += n_dropped
     source = f"{yaml_path} (split {split!r})"
-    spec = pose.spec if pose is not None and task != "detect" else None
+    spec = pose.spec if pose is not None and keypoints is not False else None
     return DatasetSplit(samples, names, category_ids, source=source, problems=problems, dropped_boxes=dropped,
-                        keypoint_spec=spec, task="detect" if spec is None else "pose")
+                        keypoint_spec=spec, annotations=annotations_of(spec))
 
 
 def pose_settings(yaml_path: Path, config: dict[str, Any]) -> YoloPose | None:

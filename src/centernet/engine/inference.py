@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.dataset import OUTPUT_STRIDE, Normalize, read_image_rgb
+from ..config import OUTPUT_STRIDE
+from ..data.dataset import Normalize, read_image_rgb
 from ..data.samples import DatasetSplit, ignore_regions_by_class
 from ..data.transforms import (
     compose,
@@ -28,14 +29,13 @@ from ..data.transforms import (
     to_output_matrix,
     warp_image,
 )
-from ..decode import transform_boxes
-from ..decode_pose import transform_points
 from ..errors import CenterNetError
-from ..eval.coco import coco_results_from_predictions, evaluate_coco_boxes
+from ..eval.coco import coco_results_from_predictions
 from ..eval.voc import voc_ap
 from ..progress import progress_bar
+from ..tasks.base import ImageMeta, Task
 from .precision import autocast, memory_format
-from .tta import flip_images, merge_detections, merge_flip
+from .tta import flip_images, merge_detections
 
 
 @dataclass
@@ -122,19 +122,6 @@ def run_model(model: torch.nn.Module, images: torch.Tensor, settings: InferenceS
     return {k: v.float() for k, v in outputs.items()}
 
 
-def map_to_original(dets: dict[str, torch.Tensor], to_original: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Map decoded detections from output-map coordinates to original pixels, in place: ``boxes`` (B, K, 4)
-    and, when present, ``keypoints`` (B, K, J, 3: x, y, score) and ``centres`` (B, K, 2)."""
-    dets["boxes"] = transform_boxes(dets["boxes"], to_original)
-    if "keypoints" in dets:
-        keypoints = dets["keypoints"]
-        xy = transform_points(keypoints[..., :2], to_original)  # (B, K, J, 2)
-        dets["keypoints"] = torch.cat([xy, keypoints[..., 2:]], dim=-1)
-    if "centres" in dets:
-        dets["centres"] = transform_points(dets["centres"], to_original)
-    return dets
-
-
 def clip_to_images(boxes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
     """Clip boxes (B, K, 4) to each image's (width, height) in sizes (B, 2)."""
     w = sizes[:, 0, None].to(boxes.dtype)
@@ -162,7 +149,7 @@ class TorchBackend:
     """The PyTorch backend: normalise, forward (with flip TTA), decode."""
 
     model: torch.nn.Module
-    task: object  # a task with ``decode`` (see centernet.tasks)
+    task: Task
     normalize: Normalize
 
     def decode_batch(
@@ -171,19 +158,26 @@ class TorchBackend:
         batch = torch.stack([self.normalize(c) for c in canvases])  # (B, 3, H', W')
         outputs = run_model(self.model, flip_images(batch) if settings.flip else batch, settings)
         if settings.flip:
-            outputs = self.task.flip_merge(outputs) if hasattr(self.task, "flip_merge") else merge_flip(outputs)
-        return self.task.decode(outputs, None, settings.max_detections), outputs
+            outputs = self.task.flip_merge(outputs)
+        return self.task.decode_maps(outputs, settings.max_detections), outputs
 
 
-def as_backend(model, task, normalize: Normalize) -> NetworkBackend:
-    """``model`` itself when it is a backend (has ``decode_batch``), else a :class:`TorchBackend` around it."""
-    return model if hasattr(model, "decode_batch") else TorchBackend(model, task, normalize)
+def as_backend(model: torch.nn.Module | NetworkBackend, task: Task, normalize: Normalize) -> NetworkBackend:
+    """A :class:`TorchBackend` around an ``nn.Module``; any other ``model`` is a backend already."""
+    return TorchBackend(model, task, normalize) if isinstance(model, torch.nn.Module) else model
+
+
+def camera_batch(calibs: list[np.ndarray | None] | None) -> torch.Tensor | None:
+    """Each image's P2 stacked (B, 3, 4) float64, or None unless every image has one."""
+    if not calibs or any(c is None for c in calibs):
+        return None
+    return torch.as_tensor(np.stack([np.asarray(c, np.float64).reshape(3, 4) for c in calibs]))
 
 
 @torch.no_grad()
 def detect(
-    model, task, images_rgb: list[np.ndarray], settings: InferenceSettings, normalize: Normalize,
-    calibs: list[np.ndarray] | None = None,
+    model: torch.nn.Module | NetworkBackend, task: Task, images_rgb: list[np.ndarray], settings: InferenceSettings,
+    normalize: Normalize, calibs: list[np.ndarray | None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """Detections for (H, W, 3) uint8 RGB images, with the test-time augmentation of ``settings``.
 
@@ -194,36 +188,24 @@ def detect(
     backend without head outputs).
     """
     backend = as_backend(model, task, normalize)
+    calib = camera_batch(calibs)
     per_scale, first_outputs = [], None
     for scale in settings.scales:
         canvases, to_original = place_images(images_rgb, settings, scale)
         dets, outputs = backend.decode_batch(canvases, settings)
         if not per_scale:
             first_outputs = outputs
-        map_to_original(dets, to_original.to(dets["boxes"].device))
-        per_scale.append(dets)
+        per_scale.append(task.to_original(dets, ImageMeta(to_original, calib)))
     if len(per_scale) == 1:
         dets = per_scale[0]
     elif set(per_scale[0]) != {"boxes", "scores", "labels"}:
-        raise CenterNetError(f"test-time scales merge boxes only; the {getattr(task, 'name', '')} task's "
+        raise CenterNetError(f"test-time scales merge boxes only; the {task.name} task's "
                              f"detections carry {sorted(set(per_scale[0]) - {'boxes', 'scores', 'labels'})}: use one scale")
     else:
         dets = merge_detections(per_scale, settings.max_detections)
     sizes = torch.tensor([[image.shape[1], image.shape[0]] for image in images_rgb], device=dets["boxes"].device)
     dets["boxes"] = clip_to_images(dets["boxes"], sizes)
-    if "centres" in dets and calibs is not None:  # 3D: each image's camera turns centre + depth into a location
-        dets.update(lift_detections(dets, calibs))
     return dets, first_outputs
-
-
-def lift_detections(dets: dict[str, torch.Tensor], calibs: list[np.ndarray]) -> dict[str, torch.Tensor]:
-    """3D detections' location (B, K, 3) and rotation_y (B, K) from their centres (original pixels), depth,
-    dimensions and alpha, through each image's P2 (3, 4)."""
-    from ..decode_mono3d import lift_to_3d
-
-    calib = torch.as_tensor(np.stack([np.asarray(c, np.float64).reshape(3, 4) for c in calibs]))
-    return lift_to_3d(dets["centres"], dets["depth"], dets["dimensions"], dets["alpha"],
-                      calib.to(dets["centres"].device))
 
 
 class _SplitImages(Dataset):
@@ -269,7 +251,8 @@ def evaluate_split(
     progress: bool = True,
     voc07: bool = False,
 ) -> tuple[dict, list[dict]]:
-    """COCO metrics of ``model`` on ``split`` and the COCO-format detections behind them.
+    """The task's metrics of ``model`` on ``split`` (:meth:`Task.evaluate`) and the COCO-format detections behind
+    them.
 
     Images go through :func:`detect` in batches (with ``keep_resolution``, padded to the batch's
     largest canvas, which leaves every image's map back to its pixels unchanged). ``voc07`` adds
@@ -286,7 +269,6 @@ def evaluate_split(
     predictions, image_ids = [], []
     for batch in progress_bar(loader, desc="val", leave=False, disable=not progress):
         calibs = [calib for _, _, calib in batch]
-        calibs = calibs if all(c is not None for c in calibs) else None
         dets, _ = detect(model, task, [image for image, _, _ in batch], settings, normalize, calibs)
         for b, (_, image_id, _) in enumerate(batch):
             keep = dets["scores"][b] > 0  # multi-scale merging pads with score 0
@@ -295,11 +277,9 @@ def evaluate_split(
     if was_training:
         model.train()
     results = coco_results_from_predictions(predictions, image_ids, split.category_ids)
-    metrics = evaluate_coco_boxes(split.to_coco(), results, split.class_names)
+    metrics = task.evaluate(split, predictions, image_ids)
     if voc07:
         voc = voc_ap(voc_ground_truth(split), predictions, split.num_classes, use_07_metric=True)
         metrics["map50_voc07"] = voc["map"]
         metrics["per_class_voc07"] = dict(zip(split.class_names, voc["per_class"]))
-    if hasattr(task, "evaluate"):  # the task's own metrics (OKS AP for pose, KITTI AP for 3D)
-        metrics |= task.evaluate(split, predictions, image_ids)
     return metrics, results

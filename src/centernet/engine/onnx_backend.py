@@ -18,6 +18,7 @@ import torch
 
 from ..errors import CenterNetError
 from ..export import INPUT_NAME, INSTALL_HINT, ExportMetadata
+from ..tasks import build_task
 from .inference import InferenceSettings
 
 
@@ -48,6 +49,7 @@ class OnnxRuntimeBackend:
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ExportMetadata.from_props(props, str(path))
         self.size_divisor = self.metadata.size_divisor
+        self.task = build_task(self.metadata.task, len(self.metadata.class_names), self.metadata.task_config)
 
     def check_settings(self, settings: InferenceSettings) -> None:
         """Refuse, with one line, what an exported graph cannot do."""
@@ -68,16 +70,12 @@ class OnnxRuntimeBackend:
         """Canvases (H', W', 3) uint8 -> detections in output-map coordinates (boxes / stride, exact), no head maps."""
         self.check_settings(settings)
         images = np.stack(canvases).transpose(0, 3, 1, 2).astype(np.float32)  # (B, 3, H', W') in [0, 255]
-        (rows,) = self.session.run(None, {INPUT_NAME: images})  # (B, K_export, 6)
-        rows = torch.from_numpy(rows[:, : settings.max_detections])  # (B, K, 6), sorted by score
-        boxes = rows[..., :4] / self.metadata.output_stride  # (B, K, 4) output-map coordinates
+        (rows,) = self.session.run(None, {INPUT_NAME: images})  # (B, K_export, 6 + task's columns)
+        rows = torch.from_numpy(rows[:, : settings.max_detections])  # sorted by score
+        stride = self.metadata.output_stride
+        boxes = rows[..., :4] / stride  # (B, K, 4) output-map coordinates
         dets = {"boxes": boxes, "scores": rows[..., 4].contiguous(), "labels": rows[..., 5].round().long()}
-        if self.metadata.task == "pose":  # (B, K, J, 3) joints after the box columns
-            joints = rows[..., 6:].reshape(rows.shape[0], rows.shape[1], -1, 3)
-            dets["keypoints"] = torch.cat([joints[..., :2] / self.metadata.output_stride, joints[..., 2:]], dim=-1)
-        if self.metadata.task == "3d":  # centre point, depth, dimensions, alpha after the box columns
-            dets["centres"] = rows[..., 6:8] / self.metadata.output_stride
-            dets["depth"], dets["dimensions"], dets["alpha"] = rows[..., 8], rows[..., 9:12], rows[..., 12]
+        dets.update(self.task.read_export_columns(rows[..., 6:], stride))
         return dets, None
 
 

@@ -39,7 +39,6 @@ from .precision import (
     agree_on_precision, auto_precision_note, autocast, grad_scaler, memory_format, resolve_precision,
 )
 
-HEADLINE = ("map", "map50", "map75", "map_small", "map_medium", "map_large")  # every task's COCO box metrics
 
 
 def open_tensorboard(out_dir: Path):
@@ -49,20 +48,6 @@ def open_tensorboard(out_dir: Path):
     except ImportError:  # the optional extra centernet[tensorboard]
         return False
     return SummaryWriter(log_dir=str(out_dir))
-
-
-def validation_line(metrics: dict, task: str = "detect") -> str:
-    """One line of a validation's headline metrics (box AP; OKS AP for pose; KITTI AP for 3D)."""
-    line = (
-        f"mAP {metrics['map']:.3f}  AP50 {metrics['map50']:.3f}  AP75 {metrics['map75']:.3f}  "
-        f"(small {metrics['map_small']:.3f} medium {metrics['map_medium']:.3f} large {metrics['map_large']:.3f})"
-    )
-    if "kp_map" in metrics:
-        line += f"  keypoints: AP {metrics['kp_map']:.3f}  AP50 {metrics['kp_map50']:.3f}  AP75 {metrics['kp_map75']:.3f}"
-    if "ap3d_moderate" in metrics:
-        line += (f"  3D (moderate): AP2D {metrics['ap2d_moderate']:.3f}  AOS {metrics['aos_moderate']:.3f}  "
-                 f"BEV {metrics['bev_ap_moderate']:.3f}  3D {metrics['ap3d_moderate']:.3f}")
-    return line
 
 
 def seed_everything(seed: int) -> None:
@@ -173,21 +158,8 @@ class Trainer:
         self.model = model.to(self.device).to(memory_format=self.memory_format)
         self.val_split = val_split
         self.normalize = Normalize(info.mean, info.std)
-        if task.name == "3d" and cfg.flip:
-            raise CenterNetError(
-                f"flip={cfg.flip} is out of range for 3D training; expected 0 (a mirrored image needs a mirrored camera)"
-            )
-        self.dataset = DetectionDataset(
-            train_split, cfg.input_size, encoder=task.encoder(), normalize=self.normalize,
-            seed=cfg.seed, needs=task.needs, flip_perm=getattr(task, "flip_perm", None),
-            input_height=cfg.input_height or None,
-            augment=AugmentConfig(
-                mode=cfg.augment_mode, shift=cfg.aug_shift, scale=cfg.aug_scale, flip=cfg.flip, color=cfg.color_aug
-            ),
-        )
-        if cfg.cache_images:
-            used = self.dataset.fill_cache(progress)
-            self._say(f"cached {len(self.dataset)} decoded images in {used / 2**20:.0f} MiB")
+        task.check_train_settings(cfg)
+        self.dataset = self._dataset(train_split)
         self.optimizer = make_optimizer(self.model, cfg)
         self.scaler = grad_scaler(self.device, self.precision)  # fp16 only
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
@@ -200,7 +172,26 @@ class Trainer:
         self.start_epoch, self.step, self.elapsed = 1, 0, 0.0
         if resume is not None:
             self._restore(resume)
-        self.forward = self.model
+        self.forward = self._forward()
+
+    def _dataset(self, split: DatasetSplit) -> DetectionDataset:
+        """The training samples, warped and encoded by the task; decoded once up front with ``cache_images``."""
+        cfg = self.cfg
+        dataset = DetectionDataset(
+            split, cfg.input_size, task=self.task, normalize=self.normalize, seed=cfg.seed,
+            input_height=cfg.input_height or None,
+            augment=AugmentConfig(
+                mode=cfg.augment_mode, shift=cfg.aug_shift, scale=cfg.aug_scale, flip=cfg.flip, color=cfg.color_aug
+            ),
+        )
+        if cfg.cache_images:
+            used = dataset.fill_cache(self.progress)
+            self._say(f"cached {len(dataset)} decoded images in {used / 2**20:.0f} MiB")
+        return dataset
+
+    def _forward(self) -> torch.nn.Module:
+        """What a training step calls: the model, wrapped for several processes (DDP) and compiled when asked."""
+        cfg, forward = self.cfg, self.model
         if self.dist.enabled:
             if cfg.batch_size % self.dist.world_size:
                 raise CenterNetError(
@@ -212,113 +203,141 @@ class Trainer:
                     raise CenterNetError("sync_bn needs GPUs (PyTorch's SyncBatchNorm has no CPU implementation)")
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.forward = DistributedDataParallel(self.model, device_ids=ids)
-        if cfg.compile:
-            self.forward = torch.compile(self.forward)
+            forward = DistributedDataParallel(self.model, device_ids=ids)
+        return torch.compile(forward) if cfg.compile else forward
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
+        """Train for ``epochs`` (or until the time limit or early stop), validating every ``val_interval`` epochs
+        and saving ``last.pt`` (and ``best.pt``) after each; returns the last validation's headline metrics."""
         cfg = self.cfg
-        world = self.dist.world_size
+        sampler, batches, loader = self._loader()
+        total_steps = len(loader) * cfg.epochs
+        self._say(self._describe(len(loader)))
+        if self.start_epoch > 1:
+            self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")
+        start = time.perf_counter() - self.elapsed
+        self.skipped = self.bad_in_a_row = 0
+        for epoch in range(self.start_epoch, cfg.epochs + 1):
+            self._start_epoch(epoch, sampler)
+            self._resize(batches, self._progress(self.step, total_steps, start), epoch, self.step)
+            losses, out_of_time = self._train_epoch(epoch, loader, batches, total_steps, start)
+            row = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - start}
+            if cfg.start_input_size:
+                row["input_size"] = batches.side  # at the epoch's end
+            self.elapsed = time.perf_counter() - start
+            stopped_early = self._end_epoch(epoch, row | losses, last=epoch == cfg.epochs or out_of_time)
+            if out_of_time:
+                self._say(f"time limit of {cfg.time_limit:g} min reached after epoch {epoch}")
+                break
+            if stopped_early:
+                self._say(f"early stop after epoch {epoch}: no better {self.task.best_metric} in {cfg.patience} "
+                          "validations")
+                break
+        return self._finish(batches, start)
+
+    def _loader(self) -> tuple[DistributedSampler, SizedBatches, DataLoader]:
+        cfg, world = self.cfg, self.dist.world_size
         # One shuffle per epoch, a function of (seed, epoch); process r of N takes its images r, r + N, ...
         # so the N per-process batches of a step together are the single-process batch of that step.
         sampler = DistributedSampler(self.dataset, world, self.dist.rank, shuffle=True, seed=cfg.seed, drop_last=True)
         # The batches carry their input side, which progressive resizing changes between steps.
         batches = SizedBatches(sampler, min(cfg.batch_size // world, len(self.dataset) // world))
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=batches,
-            num_workers=cfg.workers,
-            generator=self.generator,  # seeds the workers
-        )
-        steps_per_epoch = len(loader)
-        total_steps = steps_per_epoch * cfg.epochs
-        base_lr = cfg.resolved_lr()
+        loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=cfg.workers,
+                            generator=self.generator)  # the generator seeds the workers
+        return sampler, batches, loader
+
+    def _describe(self, steps_per_epoch: int) -> str:
+        """The run in one line: model, data, schedule, input size, precision, device."""
+        cfg, world = self.cfg, self.dist.world_size
         lr_rule = "" if cfg.lr is not None else f" (5e-4 x {cfg.batch_size} / 128, the linear rule)"
         processes = f" = {world} processes x {cfg.batch_size // world}" if self.dist.enabled else ""
         stages = ", ".join(f"{side} until {until:g}" for side, until in cfg.resize_stages())
         resizing = f" ({stages} of training)" if stages else ""
-        self._say(
+        return (
             f"training {self.info.model_name} on {len(self.dataset)} images, {cfg.epochs} epochs x {steps_per_epoch} "
-            f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {base_lr:.2e}{lr_rule} ({cfg.schedule}), "
-            f"input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}{resizing}, "
+            f"steps, batch {cfg.batch_size}{processes}, {cfg.optimizer} lr {cfg.resolved_lr():.2e}{lr_rule} "
+            f"({cfg.schedule}), input {cfg.input_size}{f'x{cfg.input_height}' if cfg.input_height else ''}{resizing}, "
             f"precision {self.precision}{auto_precision_note(cfg.precision, self.device)}, device {self.device}"
         )
-        if self.start_epoch > 1:
-            self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")
-        start = time.perf_counter() - self.elapsed
-        step = self.step
-        skipped = bad_in_a_row = 0
-        stopped_early = False
-        for epoch in range(self.start_epoch, cfg.epochs + 1):
-            self.model.train()
-            if cfg.freeze_bn:  # BatchNorm uses (and keeps) its running statistics; its scale and shift still train
-                for module in self.model.modules():
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.eval()
-            self.dataset.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            self._resize(batches, self._progress(step, total_steps, start), epoch, step)
-            sums: dict[str, float] = {}
-            count = 0
-            bar = progress_bar(
-                loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (self.progress and self.dist.is_main), leave=True
-            )
-            out_of_time = False
-            for batch in bar:
-                progress = self._progress(step, total_steps, start)
-                if cfg.time_limit and progress >= 1.0:
-                    out_of_time = True
-                    break
-                for group in self.optimizer.param_groups:
-                    group["lr"] = base_lr * lr_factor(progress, step, cfg)
-                self._resize(batches, progress, epoch, step)  # for the batches drawn from now on
-                losses = self._train_step(batch)
-                step += 1
-                if losses is None:
-                    skipped += 1
-                    bad_in_a_row += 1
-                    if bad_in_a_row >= cfg.max_bad_steps:
-                        raise CenterNetError(
-                            f"training stopped: {bad_in_a_row} steps in a row had a non-finite loss (epoch {epoch}, "
-                            f"step {step}); lower the lr, set grad_clip, or check the data with `centernet check`"
-                        )
-                    continue
-                bad_in_a_row = 0
+
+    def _start_epoch(self, epoch: int, sampler: DistributedSampler) -> None:
+        self.model.train()
+        if self.cfg.freeze_bn:  # BatchNorm uses (and keeps) its running statistics; its scale and shift still train
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        self.dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+
+    def _train_epoch(
+        self, epoch: int, loader: DataLoader, batches: SizedBatches, total_steps: int, start: float
+    ) -> tuple[dict[str, float], bool]:
+        """One pass over the loader: the epoch's mean losses, and whether the time limit stopped it."""
+        cfg, base_lr = self.cfg, self.cfg.resolved_lr()
+        sums: dict[str, float] = {}
+        count = 0
+        bar = progress_bar(
+            loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not (self.progress and self.dist.is_main), leave=True
+        )
+        out_of_time = False
+        for batch in bar:
+            progress = self._progress(self.step, total_steps, start)
+            if cfg.time_limit and progress >= 1.0:
+                out_of_time = True
+                break
+            for group in self.optimizer.param_groups:
+                group["lr"] = base_lr * lr_factor(progress, self.step, cfg)
+            self._resize(batches, progress, epoch, self.step)  # for the batches drawn from now on
+            losses = self._train_step(batch)
+            self.step += 1
+            if not self._count_bad_step(losses is None, epoch):
                 count += 1
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix({k.removesuffix("_loss"): f"{v / count:.3f}" for k, v in sums.items()}, refresh=False)
-            bar.close()
-            row = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - start}
-            if cfg.start_input_size:
-                row["input_size"] = batches.side  # at the epoch's end
-            row.update({k: v / max(count, 1) for k, v in sums.items()})
-            last = epoch == cfg.epochs or out_of_time
-            self.step, self.elapsed = step, time.perf_counter() - start
-            if self.dist.is_main:  # the other processes wait at the barrier
-                if self.val_split is not None and (epoch % cfg.val_interval == 0 or last):
-                    row.update(self._validate(epoch))
-                    stopped_early = bool(cfg.patience) and self.stale_validations >= cfg.patience
-                self._log(row)
-                self._save(epoch, "last.pt", with_train_state=True)
-            (stopped_early,) = broadcast_flags([stopped_early], self.dist)
-            barrier(self.dist)
-            if out_of_time:
-                self._say(f"time limit of {cfg.time_limit:g} min reached after epoch {epoch}")
-                break
-            if stopped_early:
-                self._say(f"early stop after epoch {epoch}: no better mAP in {cfg.patience} validations")
-                break
-        if skipped:
-            self._say(f"skipped {skipped} steps with a non-finite loss")
+        bar.close()
+        return {k: v / max(count, 1) for k, v in sums.items()}, out_of_time
+
+    def _count_bad_step(self, bad: bool, epoch: int) -> bool:
+        """Count a step whose loss was not finite (skipped); too many in a row stop training with a CenterNetError."""
+        if not bad:
+            self.bad_in_a_row = 0
+            return False
+        self.skipped += 1
+        self.bad_in_a_row += 1
+        if self.bad_in_a_row >= self.cfg.max_bad_steps:
+            raise CenterNetError(
+                f"training stopped: {self.bad_in_a_row} steps in a row had a non-finite loss (epoch {epoch}, "
+                f"step {self.step}); lower the lr, set grad_clip, or check the data with `centernet check`"
+            )
+        return True
+
+    def _end_epoch(self, epoch: int, row: dict, last: bool) -> bool:
+        """Validate when due, log the epoch's row and save ``last.pt`` (main process); whether to stop early."""
+        stopped_early = False
+        if self.dist.is_main:  # the other processes wait at the barrier
+            if self.val_split is not None and (epoch % self.cfg.val_interval == 0 or last):
+                row.update(self._validate(epoch))
+                stopped_early = bool(self.cfg.patience) and self.stale_validations >= self.cfg.patience
+            self._log(row)
+            self._save(epoch, "last.pt", with_train_state=True)
+        (stopped_early,) = broadcast_flags([stopped_early], self.dist)
+        barrier(self.dist)
+        return stopped_early
+
+    def _finish(self, batches: SizedBatches, start: float) -> dict:
+        """Say what the run skipped or missed, write the curves and metrics.json; the metrics."""
+        cfg = self.cfg
+        if self.skipped:
+            self._say(f"skipped {self.skipped} steps with a non-finite loss")
         if cfg.start_input_size and batches.side != cfg.input_size:
             stages = cfg.resize_stages()
             which = "every step was" if len(stages) == 1 else "its last steps were"
             self._say(f"training ended before resize_at={stages[-1][1]:g}: {which} at "
                       f"{batches.side} px, validation at {cfg.input_size} (more epochs or an earlier resize_at)")
         self.metrics["train_time_s"] = round(time.perf_counter() - start, 1)
-        self.metrics["steps"] = step
+        self.metrics["steps"] = self.step
         if self.dist.is_main:
             plot_training_curves(self.out_dir / "results.csv", self.out_dir / "results.png")
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics_to_jsonable(self.metrics), indent=2))
@@ -373,9 +392,9 @@ class Trainer:
             self.eval_model, self.task, self.val_split, settings, self.normalize,
             batch_size=self.cfg.batch_size, workers=self.cfg.workers, progress=self.progress,
         )
-        self.metrics = {k: metrics[k] for k in self.task.headline} | {
-            "epoch": epoch, "per_class": metrics["per_class"], "per_class50": metrics["per_class50"]}
-        self._say(f"epoch {epoch}: {validation_line(metrics, self.task.name)}")
+        tables = {k: metrics[k] for k in ("per_class", "per_class50") if k in metrics}
+        self.metrics = {k: metrics[k] for k in self.task.headline} | {"epoch": epoch} | tables
+        self._say(f"epoch {epoch}: {self.task.metrics_line(metrics)}")
         best = metrics[self.task.best_metric]
         if best > self.best_map:  # the task's best_metric: box mAP, OKS AP for pose, 3D AP for 3D
             self.best_map = best
@@ -383,7 +402,7 @@ class Trainer:
             self._save(epoch, "best.pt")
         else:
             self.stale_validations += 1
-        return {k: metrics[k] for k in ("map", "map50", "map75", *self.task.headline[len(HEADLINE):])}
+        return {k: metrics[k] for k in self.task.headline}
 
     @property
     def eval_model(self) -> torch.nn.Module:

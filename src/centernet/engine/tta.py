@@ -19,77 +19,13 @@ larger IoUs, noticeably so only for boxes a few pixels wide.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import torch
 
-__all__ = ["flip_images", "merge_flip", "box_iou", "soft_nms_gaussian", "merge_detections"]
+from ..ops.boxes import box_iou
+from ..ops.flip import flip_images, merge_flip  # noqa: F401  (re-exported: the flip half of test-time augmentation)
 
-
-def flip_images(images: torch.Tensor) -> torch.Tensor:
-    """The batch (B, 3, H, W) followed by its horizontal mirror -> (2B, 3, H, W)."""
-    return torch.cat([images, images.flip(-1)], dim=0)
-
-
-def merge_flip(
-    outputs: dict[str, torch.Tensor],
-    average: Sequence[str] = ("heatmap", "size"),
-    eps: float = 1e-6,
-) -> dict[str, torch.Tensor]:
-    """Outputs of a model on ``flip_images(x)`` (every map (2B, ch, h, w)) -> outputs for ``x`` (B, ch, h, w).
-
-    As the original's flip test, head by head:
-
-    * a head named in ``average`` is averaged with its mirrored half flipped back,
-      ``(first + flip(second)) / 2``. A head whose name ends in ``"heatmap"`` holds logits: it is
-      averaged as probabilities, and the average is returned as **logits** again,
-      ``logit(clamp(p, eps, 1 - eps))``, so ``decode_detections`` works on the result unchanged
-      (probabilities below ``eps`` all become ``eps``, so they may decode as tied low-score
-      peaks). Other averaged heads (``size``) are averaged as they are.
-    * every other head (``offset`` by default) is taken from the un-flipped first half only. The
-      sub-pixel offset is not mirror-invariant: a centre at ``i + dx`` mirrors to
-      ``(w - 1 - i) + (1 - dx)``, so flipping the map back does not recover it.
-
-    Averaging by flipping back is right only for maps whose channels do not change meaning
-    under a mirror (class scores, box width and height). Pose (not implemented here): a joint
-    heatmap flipped back also needs its left and right joint channels swapped, and per-joint
-    x-displacements need the swap and a sign change; do not list such heads in ``average``
-    until that is added.
-
-    Heatmaps are averaged in float32; a head in ``average`` that is missing raises ``ValueError``.
-    """
-    missing = [name for name in average if name not in outputs]
-    if missing:
-        raise ValueError(f"merge_flip: heads {missing} are to be averaged but not among outputs {sorted(outputs)}")
-    merged: dict[str, torch.Tensor] = {}
-    for name, maps in outputs.items():
-        if maps.shape[0] % 2:
-            raise ValueError(f"merge_flip: head {name!r} has an odd batch {maps.shape[0]}; expected 2B from flip_images")
-        b = maps.shape[0] // 2
-        first, mirrored = maps[:b], maps[b:].flip(-1)  # (B, ch, h, w) each, both in x's orientation
-        if name not in average:
-            merged[name] = first
-        elif name.endswith("heatmap"):
-            probability = (torch.sigmoid(first.float()) + torch.sigmoid(mirrored.float())) / 2
-            merged[name] = torch.logit(probability.clamp(eps, 1 - eps))
-        else:
-            merged[name] = (first + mirrored) / 2
-    return merged
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU matrix (N, M) of xyxy boxes a (N, 4) and b (M, 4); widths are x2 - x1 (no + 1).
-
-    Inverted sides count as 0; a pair whose union is empty has IoU 0. Same convention as the
-    numpy ``centernet.eval.voc.box_iou``.
-    """
-    inter_w = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp(min=0)
-    inter_h = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp(min=0)
-    inter = inter_w * inter_h  # (N, M)
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)  # (N,)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)  # (M,)
-    union = area_a[:, None] + area_b[None, :] - inter  # (N, M)
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(inter.dtype).tiny), torch.zeros_like(inter))
+__all__ = ["flip_images", "merge_flip", "soft_nms_gaussian", "merge_detections"]
 
 
 def soft_nms_gaussian(

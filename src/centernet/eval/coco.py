@@ -175,9 +175,6 @@ def evaluate_coco_boxes(
             image or category is not in the ground truth, or a ``class_names`` list
             of the wrong length.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     gt_prepared = _prepare_ground_truth(gt)
     categories = sorted(gt_prepared["categories"], key=lambda c: c["id"])
     if class_names is None:
@@ -185,7 +182,26 @@ def evaluate_coco_boxes(
     elif len(class_names) != len(categories):
         raise CenterNetError(f"class_names: got {len(class_names)} names, expected {len(categories)} "
                              "(one per ground truth category)")
-    results = _prepare_detections(detections, gt_prepared)
+    evaluator = run_cocoeval(gt_prepared, _prepare_detections(detections, gt_prepared), "bbox", verbose)
+    metrics = read_stats(evaluator, _STAT_INDEX, _ALWAYS_DEFINED)
+    return metrics | _precision_tables(evaluator, class_names, categories)
+
+
+def read_stats(evaluator, index: Mapping[str, int], always_defined: Sequence[str]) -> dict[str, float]:
+    """Named entries of a summarised COCOeval's ``stats``: pycocotools' -1 (nothing to measure) becomes 0.0 for
+    the names in ``always_defined`` and NaN for the others."""
+    metrics = {}
+    for key, i in index.items():
+        value = float(evaluator.stats[i])
+        metrics[key] = value if value >= 0 else 0.0 if key in always_defined else float("nan")
+    return metrics
+
+
+def run_cocoeval(gt_prepared: dict, results: list[dict], iou_type: str, verbose: bool = False, **params):
+    """pycocotools' COCOeval (``iou_type`` 'bbox' or 'keypoints', ``params`` set on its parameters, e.g.
+    ``kpt_oks_sigmas``) of ``results`` against ``gt_prepared``: evaluated, accumulated and summarised."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     sink: contextlib.AbstractContextManager = (
         contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
@@ -205,18 +221,18 @@ def evaluate_coco_boxes(
         }
         coco_dt.createIndex()
 
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        for name, value in params.items():
+            setattr(evaluator.params, name, value)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
+    return evaluator
 
+
+def _precision_tables(evaluator, class_names: list[str], categories: list[dict]) -> dict[str, Any]:
+    """``per_class`` and ``per_class50`` AP by class name, and ``ap_by_iou``, from an accumulated COCOeval."""
     metrics: dict[str, Any] = {}
-    for key, index in _STAT_INDEX.items():
-        value = float(evaluator.stats[index])
-        if value < 0:
-            value = 0.0 if key in _ALWAYS_DEFINED else float("nan")
-        metrics[key] = value
-
     params = evaluator.params
     # precision has shape [iou thresholds, recall thresholds, categories, areas, max dets]
     precision = np.asarray(evaluator.eval["precision"])
@@ -237,6 +253,14 @@ def evaluate_coco_boxes(
     by_iou = [_mean_valid(precision[i, :, :, area_all, max_dets]) for i in range(len(params.iouThrs))]
     metrics["ap_by_iou"] = {f"{t:.2f}": 0.0 if math.isnan(ap) else ap for t, ap in zip(params.iouThrs, by_iou)}
     return metrics
+
+
+def box_metrics_line(metrics: Mapping[str, float]) -> str:
+    """One line of the COCO box metrics: mAP, AP50, AP75 and AP by object size."""
+    return (
+        f"mAP {metrics['map']:.3f}  AP50 {metrics['map50']:.3f}  AP75 {metrics['map75']:.3f}  "
+        f"(small {metrics['map_small']:.3f} medium {metrics['map_medium']:.3f} large {metrics['map_large']:.3f})"
+    )
 
 
 def metrics_to_jsonable(d: Any) -> Any:

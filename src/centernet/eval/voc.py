@@ -29,21 +29,9 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["voc_ap", "average_precision", "box_iou"]
+from ..ops.boxes import box_iou
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (N, M) of xyxy boxes a (N, 4) and b (M, 4); widths are x2 - x1 (no + 1)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = iw.clip(min=0) * ih.clip(min=0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+__all__ = ["voc_ap", "average_precision"]
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = True) -> float:

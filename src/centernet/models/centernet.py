@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..registry import register_model
+from ..config import OUTPUT_STRIDE
+from .registry import register_model
 from .backbones.resnet import resnet
 from .heads import Head, is_heatmap_head
 from .necks import ShortcutUpsampleNeck, UpsampleNeck
 
-OUTPUT_STRIDE = 4
 
 
 class CenterNetModel(nn.Module):

@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from ..registry import register_model
+from .registry import register_model
 from .backbones.dla import dla34 as dla34_backbone
 from .centernet import CenterNetModel
 from .layers.dcn import ModulatedDeformConv2d

@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn as nn
 
+from ..errors import CenterNetError
+
 HEATMAP_PRIOR = 0.1  # initial foreground probability of every heatmap pixel
 
 
@@ -34,3 +36,20 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.relu(self.conv(x)))
+
+
+def set_head_biases(model: torch.nn.Module, biases: dict[str, float]) -> None:
+    """Fill the output bias of each named head (every stack's, for Hourglass) with a constant.
+
+    A head's output convolutions are those under ``heads.<name>`` with the head's channel count.
+    """
+    for name, value in biases.items():
+        found = False
+        channels = model.head_channels[name]
+        for module_name, module in model.named_modules():
+            if (module_name.startswith(f"heads.{name}.") and isinstance(module, torch.nn.Conv2d)
+                    and module.out_channels == channels and module.bias is not None):
+                torch.nn.init.constant_(module.bias, value)
+                found = True
+        if not found:
+            raise CenterNetError(f"the model has no head {name!r} to initialise")

@@ -34,10 +34,10 @@ import torch
 import torch.nn as nn
 
 from .weights import load_local_weights
-from ..registry import register_model
+from ..config import OUTPUT_STRIDE
+from .registry import register_model
 from .heads import HEATMAP_PRIOR, is_heatmap_head
 
-OUTPUT_STRIDE = 4
 # Hourglass-104: channels at each of the six resolutions (stride 4, 8, ..., 128) and the
 # number of residual blocks there (the innermost, stride 128, has four).
 HOURGLASS104_DIMS = (256, 256, 384, 384, 384, 512)

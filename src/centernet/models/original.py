@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CenterNetError
+from .registry import create_model
 
 __all__ = [
     "COCO_CLASSES",
@@ -235,8 +236,6 @@ def convert_original_checkpoint(
     ``dataset`` ('coco' or 'pascal') picks class names, category ids and mean/std; by default
     80 classes mean COCO and 20 mean Pascal VOC. Other class counts need ``class_names``.
     """
-    from ..registry import create_model
-
     state = read_original_checkpoint(path)
     arch = detect_architecture(state)
     heads, head_conv = _head_channels(state, arch)

@@ -295,8 +295,7 @@ class CenterNet:
             voc07,
         )
         summary = {k: metrics[k] for k in self.task.headline}
-        tables = ("per_class", "per_class50", "ap_by_iou", "map50_voc07", "per_class_voc07")
-        summary |= {k: metrics[k] for k in tables if k in metrics}
+        summary |= {k: v for k, v in metrics.items() if isinstance(v, dict) or k == "map50_voc07"}  # the tables
         if out is not None:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)

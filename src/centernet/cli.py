@@ -23,24 +23,16 @@ def _scales(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
-def _add_task_option_args(p: argparse.ArgumentParser, defaults: str) -> None:
-    """The task options as flags; ``defaults`` says what an absent flag means."""
-    choices = all_options()
-    p.add_argument("--centre", choices=choices["centre"], default=None,
-                   help="3d: the peak at the 2D box centre (default, the original) or at the projected 3D centre")
-    p.add_argument("--regress-at", choices=choices["regress_at"], default=None,
-                   help="detect: learn size and offset at each centre (the paper) or at every pixel of its heatmap "
-                        "Gaussian, weighted by it (TTFNet), so a peak a pixel off still gives the right box")
-    p.add_argument("--box-loss", choices=choices["box_loss"], default=None,
-                   help="detect: L1 on size and offset (the paper), or those plus 1 - GIoU of the box decoded where "
-                        f"they are learnt (each centre, or each Gaussian pixel with --regress-at gaussian; default: "
-                        f"{defaults})")
-    p.add_argument("--joint-peak", choices=choices["joint_peak"], default=None,
-                   help="pose: the joint-heatmap peak a regressed joint moves onto: the best by score and distance "
-                        "(default) or the nearest (the original)")
-    p.add_argument("--joint-offsets-at", choices=choices["joint_offsets_at"], default=None,
-                   help="pose: learn the joint offsets at each person's centre (the original) or at every pixel of its "
-                        "heatmap Gaussian, weighted by it")
+def _add_task_option_args(p: argparse.ArgumentParser, note: str = "") -> None:
+    """Every registered task's options as flags (``--box-loss giou``), with the help the task gives them."""
+    added: set[str] = set()
+    for name in list_tasks():
+        cls = task_class(name)
+        for option, values in cls.OPTIONS.items():
+            if option not in added:
+                added.add(option)
+                p.add_argument(f"--{option.replace('_', '-')}", dest=option, choices=values, default=None,
+                               help=f"{cls.name}: {cls.OPTION_HELP.get(option, '')}{note}")
 
 
 def _add_format_arg(p: argparse.ArgumentParser) -> None:
@@ -124,7 +116,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="resnet18", help="architecture (see `centernet train --list-models`) or a .pt to fine-tune")
     p.add_argument("--task", choices=list_tasks(), default=None,
                    help="detect (boxes, default), pose (persons + keypoints from the data's joints), 3d (KITTI boxes)")
-    _add_task_option_args(p, "the paper's")
+    _add_task_option_args(p)
     p.add_argument("--out", default="runs/train", help="run folder for checkpoints, results.csv, plots, metrics.json")
     p.add_argument("--train-split", default="train", help="split to train on")
     p.add_argument("--val-split", default="val", help="split to validate on ('none' to skip validation)")
@@ -168,10 +160,10 @@ def _add_demo_parser(sub) -> None:
     p.add_argument("--task", choices=list_tasks(), default="detect",
                    help="detect (shapes), pose (articulated figures, keypoints), 3d (cuboids on a road, KITTI format)")
     p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo_pose, runs/demo_3d)")
-    _add_task_option_args(p, "the paper's, but giou for the detect demo")
+    _add_task_option_args(p, " (the demo's own: see its recipe, e.g. giou for detect)")
     p.add_argument("--minutes", type=float, default=DEMO_SCHEDULE["time_limit"], help="training time budget")
     p.add_argument("--model", default=None,
-                   help="architecture (default: resnet18_shortcut for detect and pose, resnet18 for 3d)")
+                   help="architecture (default: the task's demo model, resnet18_shortcut)")
     p.add_argument("--workers", type=int, default=DEMO_SCHEDULE["workers"])
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per step (default: detect and pose 16, 3d 8); a 30-minute run gains from batch 8")

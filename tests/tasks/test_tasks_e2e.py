@@ -206,6 +206,29 @@ def test_3d_onnx_rows_carry_depth_dimensions_orientation(mono3d_run, tmp_path):
     assert np.isfinite(r.objects3d["location"]).all() and len(r.to_kitti()) == 10
 
 
+def test_3d_laplace_depth_and_multibin_orientation_export_the_same_rows(tmp_path):
+    """The options' decode (scores times the depth confidence, re-sorted; the 12-bin alpha) inside the ONNX graph
+    gives PyTorch's rows, and a checkpoint keeps the options."""
+    from centernet.tasks import build_task
+
+    torch.manual_seed(0)
+    model = CenterNet("resnet18")
+    task = build_task("3d", 3, {"depth": "laplace", "orientation": "multibin"})
+    model._build(3, ["Car", "Pedestrian", "Cyclist"], [1, 2, 3], task)
+    model.input_size = 256
+    assert model.model.head_channels["depth"] == 2 and model.model.head_channels["orientation"] == 24
+    path = model.export("onnx", out=tmp_path / "m3d.onnx", max_detections=10)
+    import onnxruntime
+
+    images = torch.rand(2, 3, 96, 256, generator=torch.Generator().manual_seed(2)) * 255
+    (rows,) = onnxruntime.InferenceSession(str(path)).run(None, {"images": images.numpy()})
+    expected = export_module(model.model, model.mean, model.std, 10, model.task)(images).detach().numpy()
+    assert_same_rows(rows, expected)
+    assert np.all(np.diff(rows[..., 4], axis=1) <= 1e-6)  # still sorted by score
+    reloaded = CenterNet(path)
+    assert reloaded.task.depth == "laplace" and reloaded.task.orientation == "multibin"
+
+
 @pytest.mark.skipif(not (SHARED_DATA / "kitti_mini").is_dir(), reason="../shared/data/kitti_mini not present")
 def test_3d_ground_truth_as_predictions_scores_one_through_the_task():
     """The task's evaluate on kitti_mini, each frame's labelled objects given back as detections."""
@@ -219,8 +242,13 @@ def test_3d_ground_truth_as_predictions_scores_one_through_the_task():
             "dimensions": o[:, 0:3], "location": o[:, 3:6], "rotation_y": o[:, 6], "alpha": o[:, 7],
         })
     metrics = task.evaluate(split, predictions, [s.image_id for s in split.samples])
-    for key in ("ap2d_moderate", "aos_moderate", "bev_ap_moderate", "ap3d_moderate"):
+    for key in ("ap2d_moderate", "aos_moderate", "bev_ap_moderate", "ap3d_moderate", "car_bev_ap50", "car_ap3d50"):
         assert metrics[key] == pytest.approx(1.0), key
+    for key in ("depth_error", "lateral_error", "dimension_error", "alpha_error", "axis_error"):
+        assert metrics[key] == pytest.approx(0.0, abs=1e-4), key  # float32 round trips
+    assert metrics["matched"] == 41 + 11 + 4  # every Car, Pedestrian and Cyclist row of the label files
+    assert metrics["kitti_loose"]["Car"]["moderate"]["bev"] == pytest.approx(1.0)
+    assert "Car at IoU 0.5: BEV 1.000" in task.metrics_line(metrics)
     predictions[0]["location"] = predictions[0]["location"] + torch.tensor([0.0, 0.0, 3.0])  # one frame 3 m too far
     worse = task.evaluate(split, predictions, [s.image_id for s in split.samples])
     assert worse["ap3d_moderate"] < 1.0 and worse["ap2d_moderate"] == pytest.approx(1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -38,8 +39,9 @@ class Head(nn.Module):
         return self.out(self.relu(self.conv(x)))
 
 
-def set_head_biases(model: torch.nn.Module, biases: dict[str, float]) -> None:
-    """Fill the output bias of each named head (every stack's, for Hourglass) with a constant.
+def set_head_biases(model: torch.nn.Module, biases: dict[str, float | Sequence[float]]) -> None:
+    """Fill the output bias of each named head (every stack's, for Hourglass) with a constant, or with one value
+    per output channel.
 
     A head's output convolutions are those under ``heads.<name>`` with the head's channel count.
     """
@@ -49,7 +51,8 @@ def set_head_biases(model: torch.nn.Module, biases: dict[str, float]) -> None:
         for module_name, module in model.named_modules():
             if (module_name.startswith(f"heads.{name}.") and isinstance(module, torch.nn.Conv2d)
                     and module.out_channels == channels and module.bias is not None):
-                torch.nn.init.constant_(module.bias, value)
+                with torch.no_grad():
+                    module.bias.copy_(torch.as_tensor(value, dtype=module.bias.dtype).expand_as(module.bias))
                 found = True
         if not found:
             raise CenterNetError(f"the model has no head {name!r} to initialise")

@@ -47,7 +47,7 @@ class Task(ABC):
     """What one CenterNet application adds to the shared backbone: heads, targets, loss, decode, metrics.
 
     Class attributes a task sets: ``name`` (its ``--task`` name), ``aliases``, ``OPTIONS`` (settings beyond
-    the data, each with its choices, the paper's first), ``needs`` (per-object annotations its encoder takes
+    the data, each with its choices, the paper's first; ``OPTION_HELP`` says what each chooses), ``needs`` (per-object annotations its encoder takes
     beyond boxes and labels: 'keypoints', 'objects3d', 'calib'; the data is read with them), ``headline``
     (metrics :meth:`evaluate` gives that are shown and kept in checkpoints) and ``best_metric`` (what picks
     best.pt).
@@ -56,6 +56,7 @@ class Task(ABC):
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    OPTION_HELP: ClassVar[dict[str, str]] = {}  # option -> what it chooses, for its command-line flag
     needs: ClassVar[tuple[str, ...]] = ()
     headline: ClassVar[tuple[str, ...]]
     best_metric: ClassVar[str]

@@ -10,7 +10,9 @@ import pytest
 
 from centernet.data.kitti import KittiObject, read_label_file
 from centernet.errors import CenterNetError
-from centernet.tasks.mono3d.metrics import KittiEvalSettings, bev_corners, bev_iou, evaluate_kitti, format_kitti_table, iou3d
+from centernet.tasks.mono3d.metrics import (
+    LOOSE_OVERLAP, KittiEvalSettings, bev_corners, bev_iou, evaluate_kitti, format_kitti_table, iou3d, matched_errors,
+)
 
 from conftest import SHARED_DATA
 
@@ -344,3 +346,38 @@ def test_bad_input_raises_one_line_errors():
         evaluate_kitti([gt], [[]], KittiEvalSettings(recall_points=20))
     with pytest.raises(CenterNetError, match="min_overlap"):
         evaluate_kitti([gt], [[]], KittiEvalSettings(classes=("Tram",)))
+
+
+# --------------------------------------------------------------------------- median errors of matched objects
+
+def test_matched_errors_of_known_perturbations():
+    cars = three_cars()
+    exact = matched_errors([cars], [[as_detection(c, 0.9) for c in cars]], ("Car",))
+    assert exact["matched"] == 3 and all(exact[k] == pytest.approx(0.0, abs=1e-9) for k in exact if k != "matched")
+    far = [as_detection(c, 0.9, location=(c.location[0], c.location[1], c.location[2] * 1.05)) for c in cars]
+    errors = matched_errors([cars], [far], ("Car",))
+    assert errors["depth_error"] == pytest.approx(0.05) and errors["lateral_error"] == pytest.approx(0.0)
+    # 5 % too far (1 m at 20 m) costs every car its BEV match at IoU 0.7; 2 % (0.4 m) keeps them at IoU 0.5
+    assert ap(evaluate_kitti([cars], [far], KittiEvalSettings(classes=("Car",))), metric="bev") == 0.0
+    near = [as_detection(c, 0.9, location=(c.location[0], c.location[1], c.location[2] * 1.02)) for c in cars]
+    loose = evaluate_kitti([cars], [near], KittiEvalSettings(classes=("Car",), min_overlap=LOOSE_OVERLAP))
+    assert ap(loose, metric="bev") == pytest.approx(1.0)
+    turned = [as_detection(c, 0.9, rotation_y=c.rotation_y + math.pi, alpha=c.alpha + math.pi) for c in cars]
+    errors = matched_errors([cars], [turned], ("Car",))
+    assert errors["axis_error"] == pytest.approx(0.0, abs=1e-6) and errors["alpha_error"] == pytest.approx(180.0)
+    quarter = [as_detection(c, 0.9, rotation_y=c.rotation_y + math.pi / 2) for c in cars]
+    assert matched_errors([cars], [quarter], ("Car",))["axis_error"] == pytest.approx(90.0)
+    bigger = [as_detection(c, 0.9, dimensions=(1.8, 2.1, 4.3)) for c in cars]
+    assert matched_errors([cars], [bigger], ("Car",))["dimension_error"] == pytest.approx(0.3)
+
+
+def test_matched_errors_take_the_best_scoring_overlap_once_and_leave_other_classes():
+    cars = three_cars()
+    low = as_detection(cars[0], 0.2, location=(9.0, 1.5, 20.0))                   # 9 m off, low score
+    high = as_detection(cars[0], 0.8, location=(cars[0].location[0] + 1.0, 1.5, 20.0))  # 1 m off, high score
+    walker = as_detection(cars[1], 0.9, type="Pedestrian")                          # right place, other class
+    errors = matched_errors([cars], [[low, high, walker]], ("Car", "Pedestrian"))
+    assert errors["matched"] == 1 and errors["lateral_error"] == pytest.approx(1.0)
+    nothing = matched_errors([cars], [[]], ("Car",))
+    assert nothing["matched"] == 0 and math.isnan(nothing["depth_error"])
+

@@ -18,7 +18,7 @@ from centernet.data.kitti import read_label_file, write_label_file
 from centernet.tasks.mono3d.decode import decode_alpha, depth_from_logits, detections_to_kitti, project_to_image, unproject_to_camera, wrap_angle
 from centernet.errors import CenterNetError
 from centernet.tasks.detection.targets import DetectionTargetEncoder
-from centernet.tasks.mono3d.targets import Mono3DTargetEncoder, encode_alpha, projected_centres
+from centernet.tasks.mono3d.targets import NUM_BINS, Mono3DTargetEncoder, encode_alpha, encode_alpha_multibin, projected_centres
 from centernet.tasks.mono3d import Mono3DTask
 
 # A KITTI P2 (image 1242 x 375): fx = fy, principal point, and camera 2's offset from the rectified camera 0.
@@ -95,9 +95,11 @@ def orientation_values(bins: np.ndarray, residuals: np.ndarray, confidence: floa
 def perfect_outputs(targets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """A perfect network (batch of 1): heatmap logits of the target, regressions written at the centres."""
     h, w = targets["heatmap"].shape[1:]
+    two_bins = targets["orientation_bin"].shape[-1] == 2  # else the 12-bin form
     maps = {name: torch.zeros(1, ch, h * w) for name, ch in
-            (("depth", 1), ("dimensions", 3), ("orientation", 8), ("size", 2), ("offset", 2))}
-    orientation = orientation_values(targets["orientation_bin"], targets["orientation_residual"])
+            (("depth", 1), ("dimensions", 3), ("orientation", 8 if two_bins else 24), ("size", 2), ("offset", 2))}
+    orientation = (orientation_values if two_bins else multibin_values)(
+        targets["orientation_bin"], targets["orientation_residual"])
     for m in np.flatnonzero(targets["mask"]):
         at = int(targets["index"][m])
         maps["depth"][0, 0, at] = -math.log(float(targets["depth"][m, 0]))  # the inverse of 1 / sigmoid(x) - 1
@@ -379,3 +381,95 @@ def test_detections_to_kitti_rows_read_back(tmp_path):
     with pytest.raises(ValueError, match="calib"):
         detections_to_kitti({name: v[0] for name, v in Mono3DTask(3).decode(
             perfect_outputs(encode_scene("box")), k=5).items()}, names)
+
+
+# ---------------------------------------------------------------- Laplacian log depth
+
+
+def with_depth_scale(outputs: dict[str, torch.Tensor], log_scale: float) -> dict[str, torch.Tensor]:
+    """``outputs`` with a second depth channel: the log of the Laplacian scale of log depth, everywhere."""
+    return {**outputs, "depth": torch.cat([outputs["depth"], torch.full_like(outputs["depth"], log_scale)], 1)}
+
+
+def test_laplace_depth_loss_is_its_formula_and_its_head_has_two_channels():
+    task = Mono3DTask(num_classes=3, depth="laplace")
+    assert task.heads()["depth"] == 2 and task.initial_biases()["depth"] == [-math.log(20.0), 0.0]
+    assert Mono3DTask.from_config(3, task.config()) == task and task.config() == {"depth": "laplace"}
+    t = encode_scene("box")
+    outputs = perfect_outputs(t)
+    perfect = task.loss(with_depth_scale(outputs, -2.0), collate([t]))["depth_loss"].item()
+    assert perfect == pytest.approx(-2.0, abs=1e-4)  # no error: the loss is log b
+    deeper = with_depth_scale({**outputs, "depth": outputs["depth"] - math.log(1.1)}, math.log(0.5))
+    # |log 1.1| / 0.5 + log 0.5 for every object, whatever its depth: a relative error
+    want = math.log(1.1) / 0.5 + math.log(0.5)
+    assert task.loss(deeper, collate([t]))["depth_loss"].item() == pytest.approx(want, rel=1e-4)
+    with pytest.raises(ValueError, match="depth='metres'"):
+        Mono3DTask(num_classes=3, depth="metres")
+
+
+def test_laplace_depth_decodes_the_same_objects_with_scores_scaled_by_confidence():
+    objects3d = objects3d_of(SCENE)
+    outputs = perfect_outputs(encode_scene("projected"))
+    meta = ImageMeta(TO_ORIGINAL, torch.from_numpy(P2).float()[None])
+    plain = Mono3DTask(num_classes=3, centre="projected").decode(outputs, meta, k=20)
+    sure = Mono3DTask(num_classes=3, centre="projected", depth="laplace").decode(
+        with_depth_scale(outputs, math.log(0.01)), meta, k=20)
+    np.testing.assert_allclose(sure["scores"].numpy(), plain["scores"].numpy() * math.exp(-0.01), rtol=1e-5)
+    found = {name: value for name, value in sure.items()}
+    found["scores"] = found["scores"] / math.exp(-0.01)
+    found = matched(found, projected_centres(objects3d, P2))
+    np.testing.assert_allclose(found["location"], SCENE[:, 3:6], atol=2e-3)
+    # a less certain depth ranks its object lower: the scores stay sorted after the scaling
+    task = Mono3DTask(num_classes=3, centre="projected", depth="laplace")
+    unsure = with_depth_scale(outputs, math.log(0.01))
+    top = task.decode_maps(unsure, k=20)  # output-map coordinates
+    x, y = (int(v) for v in top["centres"][0, 0])  # the best object's peak pixel
+    unsure["depth"][0, 1, y, x] = math.log(3.0)  # its depth now very unsure: exp(-3) of its score
+    dets = task.decode_maps(unsure, k=20)
+    assert torch.all(dets["scores"][0, :-1] >= dets["scores"][0, 1:])
+    moved = top["scores"][0, 0].item() / math.exp(-0.01) * math.exp(-3.0)
+    assert (dets["scores"][0] > 0.98).sum() == (top["scores"][0] > 0.98).sum() - 1  # one sure object fewer
+    assert torch.isclose(dets["scores"][0], torch.tensor(moved), rtol=1e-4).sum() == 1  # but still there
+
+
+# ---------------------------------------------------------------- 12 orientation bins
+
+
+def multibin_values(bins: np.ndarray, residuals: np.ndarray, confidence: float = 20.0) -> np.ndarray:
+    """(..., 24) a perfect multibin head: the true bin's logit ``confidence``, the others 0, residuals in place."""
+    logits = np.eye(NUM_BINS)[bins.reshape(bins.shape[:-1])] * confidence  # (..., 12)
+    values = np.zeros(logits.shape[:-1] + (NUM_BINS,))
+    np.put_along_axis(values, bins.reshape(*bins.shape[:-1], 1), residuals.reshape(*bins.shape[:-1], 1), axis=-1)
+    return np.concatenate([logits, values], axis=-1)
+
+
+def test_multibin_orientation_round_trips_every_angle_and_the_bin_edges():
+    width = 2 * math.pi / NUM_BINS
+    alpha = np.concatenate([np.linspace(-math.pi, math.pi, 721)[:-1],
+                            (np.arange(NUM_BINS) + 0.5) * width - 1e-7, (np.arange(NUM_BINS) + 0.5) * width + 1e-7])
+    alpha = np.mod(alpha + math.pi, 2 * math.pi) - math.pi
+    bins, residuals = encode_alpha_multibin(alpha)
+    assert bins.min() >= 0 and bins.max() < NUM_BINS and np.abs(residuals).max() <= width / 2 + 1e-6
+    decoded = decode_alpha(torch.from_numpy(multibin_values(bins[:, None], residuals[:, None])))
+    assert angle_error(decoded.numpy(), alpha).max() < 1e-5
+    assert (decode_alpha(torch.zeros(3, 24)) == 0).all()  # no knowledge: bin 0, no residual
+
+
+def test_multibin_task_round_trip_and_loss():
+    task = Mono3DTask(num_classes=3, centre="projected", orientation="multibin")
+    assert task.heads()["orientation"] == 24 and Mono3DTask.from_config(3, task.config()) == task
+    objects3d = objects3d_of(SCENE)
+    t = task.encoder()(image_boxes(objects3d) / STRIDE, LABELS, objects3d, OUT_HW,
+                       centres=projected_centres(objects3d, P2) / STRIDE)
+    assert t["orientation_bin"].shape == (task.max_objects, 1)
+    outputs = perfect_outputs(t)
+    assert outputs["orientation"].shape[1] == 24
+    dets = task.decode(outputs, ImageMeta(TO_ORIGINAL, torch.from_numpy(P2).float()[None]), k=20)
+    found = matched(dets, projected_centres(objects3d, P2))
+    assert angle_error(found["alpha"], objects3d[:, 7]).max() < 1e-5
+    assert angle_error(found["rotation_y"], SCENE[:, 6]).max() < 1e-4
+    losses = task.loss(outputs, collate([t]))
+    assert losses["orientation_loss"].item() < 1e-5
+    shifted = dict(outputs)
+    shifted["orientation"] = outputs["orientation"].roll(1, dims=1)  # every logit one bin on (residuals mixed in)
+    assert task.loss(shifted, collate([t]))["orientation_loss"].item() > 10

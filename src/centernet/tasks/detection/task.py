@@ -64,6 +64,12 @@ class DetectionTask(Task):
     name: ClassVar[str] = "detect"
     aliases: ClassVar[tuple[str, ...]] = ("detection",)
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = DETECTION_OPTIONS
+    OPTION_HELP: ClassVar[dict[str, str]] = {
+        "regress_at": "learn size and offset at each centre (the paper's) or at every pixel of its heatmap Gaussian, "
+                      "weighted by it (TTFNet), so a peak a pixel off still gives the right box",
+        "box_loss": "L1 on size and offset (the paper's), or those plus 1 - GIoU of the box decoded where they are "
+                    "learnt (each centre, or each Gaussian pixel with --regress-at gaussian)",
+    }
     headline: ClassVar[tuple[str, ...]] = BOX_HEADLINE
     best_metric: ClassVar[str] = "map"
 

@@ -37,7 +37,7 @@ from ...data.kitti import KittiObject
 from ...ops.camera import wrap_angle
 from ...ops.peaks import find_peaks, gather_at_index
 from ..detection.decode import boxes_at_peaks
-from .targets import BIN_CENTRES
+from .targets import BIN_CENTRES, NUM_BINS
 
 __all__ = [
     "alpha_to_rotation_y",
@@ -64,13 +64,18 @@ def depth_from_logits(x: torch.Tensor) -> torch.Tensor:
 
 
 def decode_alpha(orientation: torch.Tensor) -> torch.Tensor:
-    """Observation angles (...,) in [-pi, pi) from the 8 orientation values (..., 8).
+    """Observation angles (...,) in [-pi, pi) from the 8 orientation values (..., 8), or from the 24 of the
+    multibin form (..., 24): 12 bin logits, then 12 residuals; the best bin's centre plus its residual.
 
     Layout ``[b0 logit0, b0 logit1, sin0, cos0, b1 logit0, b1 logit1, sin1, cos1]``; logit1 of a
     bin says "alpha is in this bin". Bin 0 when ``orientation[1] > orientation[5]``, else bin 1
     (as the original), and ``alpha = atan2(sin_b, cos_b) + centre_b`` with centres -pi/2, +pi/2.
     """
     orientation = orientation.float()
+    if orientation.shape[-1] == 2 * NUM_BINS:
+        best = orientation[..., :NUM_BINS].argmax(-1, keepdim=True)  # (..., 1)
+        residual = torch.gather(orientation[..., NUM_BINS:], -1, best)[..., 0]
+        return wrap_angle(best[..., 0].to(residual.dtype) * (2 * math.pi / NUM_BINS) + residual)
     alpha0 = torch.atan2(orientation[..., 2], orientation[..., 3]) + BIN_CENTRES[0]
     alpha1 = torch.atan2(orientation[..., 6], orientation[..., 7]) + BIN_CENTRES[1]
     return wrap_angle(torch.where(orientation[..., 1] > orientation[..., 5], alpha0, alpha1))
@@ -124,8 +129,9 @@ def alpha_to_rotation_y(alpha: torch.Tensor, location: torch.Tensor) -> torch.Te
 def decode_mono3d(outputs: dict[str, torch.Tensor], k: int = 100, fixed_k: bool = False) -> dict[str, torch.Tensor]:
     """Top-K 3D detections in output-map coordinates (the camera lift is :func:`lift_to_3d`, in original pixels).
 
-    outputs: heatmap (B, C, h, w) logits, depth (B, 1, h, w), dimensions (B, 3, h, w),
-    orientation (B, 8, h, w), size (B, 2, h, w), offset (B, 2, h, w).
+    outputs: heatmap (B, C, h, w) logits, depth (B, 1, h, w) (or (B, 2, h, w): -log depth and the log of its
+    Laplacian scale, which then scales the scores by exp(-scale), the depth's confidence, and re-sorts them),
+    dimensions (B, 3, h, w), orientation (B, 8, h, w), size (B, 2, h, w), offset (B, 2, h, w).
 
     Returns, sorted by score: boxes (B, K, 4) xyxy, scores (B, K), labels (B, K) int64,
     centres (B, K, 2) the image points ``peak + offset``, depth (B, K), dimensions (B, K, 3)
@@ -135,11 +141,19 @@ def decode_mono3d(outputs: dict[str, torch.Tensor], k: int = 100, fixed_k: bool 
     boxes = boxes_at_peaks(outputs, pixel, xs, ys)  # (B, K, 4)
     offset = gather_at_index(outputs["offset"].float(), pixel)  # (B, K, 2)
     centres = torch.stack([xs, ys], dim=-1) + offset  # (B, K, 2)
-    depth = depth_from_logits(gather_at_index(outputs["depth"], pixel)[..., 0])  # (B, K)
+    depth_maps = gather_at_index(outputs["depth"].float(), pixel)  # (B, K, 1), or (B, K, 2) with an uncertainty
+    depth = depth_from_logits(depth_maps[..., 0])  # (B, K)
     dimensions = gather_at_index(outputs["dimensions"].float(), pixel)  # (B, K, 3)
     alpha = decode_alpha(gather_at_index(outputs["orientation"], pixel))  # (B, K)
-    return {"boxes": boxes, "scores": scores, "labels": labels, "centres": centres, "depth": depth,
+    dets = {"boxes": boxes, "scores": scores, "labels": labels, "centres": centres, "depth": depth,
             "dimensions": dimensions, "alpha": alpha}
+    if depth_maps.shape[-1] == 2:  # a Laplacian depth: the score is the peak's times the depth's confidence
+        sigma = torch.exp(depth_maps[..., 1].clamp(max=MAX_DEPTH_LOGIT))  # (B, K) of log-depth
+        dets["scores"] = scores * torch.exp(-sigma)
+        order = torch.argsort(dets["scores"], dim=1, descending=True)  # (B, K)
+        dets = {name: torch.gather(value, 1, order.view(*order.shape, *(1,) * (value.dim() - 2)).expand_as(value))
+                for name, value in dets.items()}
+    return dets
 
 
 def lift_to_3d(

@@ -39,6 +39,21 @@ CENTRE_MODES = ("box", "projected")
 
 # The two orientation bins: bin b holds alpha with residual alpha - BIN_CENTRES[b].
 BIN_CENTRES: tuple[float, float] = (-0.5 * math.pi, 0.5 * math.pi)
+# The orientation's forms: the original's two overlapping bins (8 channels), or MonoDLE's 12 bins of 30 degrees,
+# classified, each with its residual (24 channels): a classification that rewards knowing roughly where alpha is.
+ORIENTATIONS = ("two_bins", "multibin")
+NUM_BINS = 12
+ORIENTATION_CHANNELS = {"two_bins": 8, "multibin": 2 * NUM_BINS}
+
+
+def encode_alpha_multibin(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Observation angles (N,) -> bin (N,) int64 in 0..11 (bin k centred on k x 30 degrees) and the residual
+    (N,) alpha - centre, in [-15, 15) degrees (radians)."""
+    width = 2 * math.pi / NUM_BINS
+    alpha = np.mod(np.asarray(alpha, np.float64).reshape(-1), 2 * math.pi)  # [0, 2 pi)
+    bins = np.floor(alpha / width + 0.5).astype(np.int64) % NUM_BINS
+    residual = np.mod(alpha - bins * width + math.pi, 2 * math.pi) - math.pi
+    return bins, residual.astype(np.float32)
 
 
 def encode_alpha(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,10 +97,13 @@ class Mono3DTargetEncoder:
     min_overlap: float = 0.7     # IoU the Gaussian radius guarantees
     exact_radius: bool = False   # mathematically exact roots instead of the original's formula
     centre: str = "box"          # where the peak sits: "box" (2D box centre) or "projected" (given centres)
+    orientation: str = "two_bins"  # "two_bins" (the original's) or "multibin" (12 classified bins)
 
     def __post_init__(self) -> None:
         if self.centre not in CENTRE_MODES:
             raise ValueError(f"Mono3DTargetEncoder: centre={self.centre!r}; expected one of {CENTRE_MODES}")
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(f"Mono3DTargetEncoder: orientation={self.orientation!r}; expected one of {ORIENTATIONS}")
 
     def __call__(
         self,
@@ -149,16 +167,19 @@ class Mono3DTargetEncoder:
         return {"heatmap": heatmap, "offset": offset, "index": index}
 
     def encode_3d(self, objects3d: np.ndarray) -> dict[str, np.ndarray]:
-        """``depth`` (M, 1) z, ``dimensions`` (M, 3) h w l, ``orientation_bin`` (M, 2), ``orientation_residual``
-        (M, 2) of the kept objects (P, 8), slot p being object p; empty slots are 0."""
+        """``depth`` (M, 1) z, ``dimensions`` (M, 3) h w l, ``orientation_bin`` and ``orientation_residual`` (M, 2)
+        (two bins) or (M, 1) (multibin) of the kept objects (P, 8), slot p being object p; empty slots are 0."""
         m, p = self.max_objects, len(objects3d)
         depth = np.zeros((m, 1), np.float32)
         dimensions = np.zeros((m, 3), np.float32)
-        orientation_bin = np.zeros((m, 2), np.int64)
-        orientation_residual = np.zeros((m, 2), np.float32)
+        columns = 2 if self.orientation == "two_bins" else 1
+        orientation_bin = np.zeros((m, columns), np.int64)
+        orientation_residual = np.zeros((m, columns), np.float32)
         depth[:p, 0] = objects3d[:, 5]
         dimensions[:p] = objects3d[:, 0:3]
-        orientation_bin[:p], orientation_residual[:p] = encode_alpha(objects3d[:, 7])
+        encode = encode_alpha if self.orientation == "two_bins" else encode_alpha_multibin
+        bins, residuals = encode(objects3d[:, 7])
+        orientation_bin[:p], orientation_residual[:p] = bins.reshape(p, columns), residuals.reshape(p, columns)
         return {"depth": depth, "dimensions": dimensions, "orientation_bin": orientation_bin,
                 "orientation_residual": orientation_residual}
 

@@ -77,6 +77,12 @@ class PoseTask(Task):
     sigmas: Sequence[float] | None = None               # K OKS sigmas; None: COCO's (K = 17 only)
     name: ClassVar[str] = "pose"
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = POSE_OPTIONS
+    OPTION_HELP: ClassVar[dict[str, str]] = {
+        "joint_peak": "the joint-heatmap peak a regressed joint moves onto: the best by score and distance "
+                      "(default) or the nearest (the original's)",
+        "joint_offsets_at": "learn the joint offsets at each person's centre (the original's) or at every pixel of "
+                            "its heatmap Gaussian, weighted by it",
+    }
     needs: ClassVar[tuple[str, ...]] = ("keypoints",)
     headline: ClassVar[tuple[str, ...]] = BOX_HEADLINE + KEYPOINT_HEADLINE
     best_metric: ClassVar[str] = "kp_map"

@@ -24,15 +24,16 @@ def _scales(text: str) -> tuple[float, ...]:
 
 
 def _add_task_option_args(p: argparse.ArgumentParser, note: str = "") -> None:
-    """Every registered task's options as flags (``--box-loss giou``), with the help the task gives them."""
-    added: set[str] = set()
+    """Every registered task's options as flags (``--box-loss giou``), with the help each task gives them (an
+    option two tasks share, such as ``regress_at``, is one flag)."""
+    helps: dict[str, list[str]] = {}
     for name in list_tasks():
         cls = task_class(name)
-        for option, values in cls.OPTIONS.items():
-            if option not in added:
-                added.add(option)
-                p.add_argument(f"--{option.replace('_', '-')}", dest=option, choices=values, default=None,
-                               help=f"{cls.name}: {cls.OPTION_HELP.get(option, '')}{note}")
+        for option in cls.OPTIONS:
+            helps.setdefault(option, []).append(f"{cls.name}: {cls.OPTION_HELP.get(option, '')}")
+    for option, choices in all_options().items():
+        p.add_argument(f"--{option.replace('_', '-')}", dest=option, choices=choices, default=None,
+                       help="; ".join(helps[option]) + note)
 
 
 def _add_format_arg(p: argparse.ArgumentParser) -> None:

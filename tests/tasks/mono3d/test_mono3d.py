@@ -473,3 +473,33 @@ def test_multibin_task_round_trip_and_loss():
     shifted = dict(outputs)
     shifted["orientation"] = outputs["orientation"].roll(1, dims=1)  # every logit one bin on (residuals mixed in)
     assert task.loss(shifted, collate([t]))["orientation_loss"].item() > 10
+
+
+# ---------------------------------------------------------------- regressions over each object's Gaussian
+
+
+def test_regression_over_the_gaussian_weighs_each_object_once():
+    """With every pixel of the map carrying an object's values, learning over its Gaussian costs nothing; an error
+    that is the same at every pixel costs the same as at the centre alone (each object's weights sum to 1)."""
+    one = SCENE[:1]
+    objects3d = objects3d_of(one)
+    for orientation in ("two_bins", "multibin"):
+        task = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace", orientation=orientation)
+        at_centre = Mono3DTask(num_classes=3, depth="laplace", orientation=orientation)
+        t = task.encoder()(image_boxes(objects3d) / STRIDE, LABELS[:1], objects3d, OUT_HW)
+        assert t["peak_radius"][0] > 2 and "peak_radius" not in at_centre.encoder()(
+            image_boxes(objects3d) / STRIDE, LABELS[:1], objects3d, OUT_HW)
+        outputs = with_depth_scale(perfect_outputs(t), -1.0)
+        centre = int(t["index"][0])
+        everywhere = {name: value.view(1, value.shape[1], -1)[:, :, centre:centre + 1].expand_as(
+            value.view(1, value.shape[1], -1)).reshape(value.shape) for name, value in outputs.items()}
+        everywhere["heatmap"] = outputs["heatmap"]
+        batch = collate([t])
+        spread = task.loss(everywhere, batch)
+        for name in ("dimensions_loss", "orientation_loss"):
+            assert spread[name].item() < 1e-4, (orientation, name)
+        assert spread["depth_loss"].item() == pytest.approx(-1.0, abs=1e-3)  # log b, no error (1e-4 in the mean)
+        assert task.loss(outputs, batch)["dimensions_loss"].item() > 0.1  # only the centre was right
+        deeper = {**everywhere, "depth": everywhere["depth"] - torch.tensor([math.log(1.1), 0.0]).view(1, 2, 1, 1)}
+        assert task.loss(deeper, batch)["depth_loss"].item() == pytest.approx(
+            at_centre.loss(deeper, batch)["depth_loss"].item(), rel=1e-4)

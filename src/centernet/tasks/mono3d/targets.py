@@ -98,6 +98,7 @@ class Mono3DTargetEncoder:
     exact_radius: bool = False   # mathematically exact roots instead of the original's formula
     centre: str = "box"          # where the peak sits: "box" (2D box centre) or "projected" (given centres)
     orientation: str = "two_bins"  # "two_bins" (the original's) or "multibin" (12 classified bins)
+    with_radius: bool = False    # also ``peak_radius`` (M,): each object's Gaussian radius, to learn over it
 
     def __post_init__(self) -> None:
         if self.centre not in CENTRE_MODES:
@@ -138,7 +139,17 @@ class Mono3DTargetEncoder:
             targets.update(self.peaks_at(boxes[kept], labels[kept], centres.reshape(n, 2)[kept], output_size))
             if ignore_boxes is not None:  # the new heatmap's regions ignored for one class
                 mark_ignored(targets["heatmap"], np.zeros(output_size, np.float32), ignore_boxes, ignore_labels)
+        if self.with_radius:
+            targets["peak_radius"] = self.radii(boxes[kept])
         return {**targets, **self.encode_3d(objects3d[kept])}
+
+    def radii(self, boxes: np.ndarray) -> np.ndarray:
+        """(M,) int64 the Gaussian radius of each kept object's 2D box (P, 4), in slot order; empty slots 0."""
+        radius = np.zeros((self.max_objects,), np.int64)
+        for m, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+            radius[m] = max(0, int(gaussian_radius(math.ceil(y2 - y1), math.ceil(x2 - x1), self.min_overlap,
+                                                   self.exact_radius)))
+        return radius
 
     def peaks_at(
         self,

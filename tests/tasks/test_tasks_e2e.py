@@ -206,17 +206,19 @@ def test_3d_onnx_rows_carry_depth_dimensions_orientation(mono3d_run, tmp_path):
     assert np.isfinite(r.objects3d["location"]).all() and len(r.to_kitti()) == 10
 
 
-def test_3d_laplace_depth_and_multibin_orientation_export_the_same_rows(tmp_path):
-    """The options' decode (scores times the depth confidence, re-sorted; the 12-bin alpha) inside the ONNX graph
-    gives PyTorch's rows, and a checkpoint keeps the options."""
+def test_3d_laplace_depth_multibin_orientation_and_corners_export_the_same_rows(tmp_path):
+    """The options' decode (scores times the depth confidence, re-sorted; the 12-bin alpha; the corners) inside the
+    ONNX graph gives PyTorch's rows, a checkpoint keeps the options, and onnxruntime's headings are fitted to its
+    corners as PyTorch's are."""
     from centernet.tasks import build_task
 
     torch.manual_seed(0)
     model = CenterNet("resnet18")
-    task = build_task("3d", 3, {"depth": "laplace", "orientation": "multibin"})
+    task = build_task("3d", 3, {"depth": "laplace", "orientation": "multibin", "keypoints": "corners"})
     model._build(3, ["Car", "Pedestrian", "Cyclist"], [1, 2, 3], task)
     model.input_size = 256
     assert model.model.head_channels["depth"] == 2 and model.model.head_channels["orientation"] == 24
+    assert model.model.head_channels["corners"] == 16
     path = model.export("onnx", out=tmp_path / "m3d.onnx", max_detections=10)
     import onnxruntime
 
@@ -224,9 +226,19 @@ def test_3d_laplace_depth_and_multibin_orientation_export_the_same_rows(tmp_path
     (rows,) = onnxruntime.InferenceSession(str(path)).run(None, {"images": images.numpy()})
     expected = export_module(model.model, model.mean, model.std, 10, model.task)(images).detach().numpy()
     assert_same_rows(rows, expected)
+    assert rows.shape == (2, 10, 6 + 7 + 16)
     assert np.all(np.diff(rows[..., 4], axis=1) <= 1e-6)  # still sorted by score
     reloaded = CenterNet(path)
     assert reloaded.task.depth == "laplace" and reloaded.task.orientation == "multibin"
+    assert reloaded.task.keypoints == "corners"
+    sample = load_split("shapes3d", "val", SCENE, needs=("objects3d", "calib")).samples[0]
+    settings = dict(conf=0.0, max_detections=10, keep_resolution=True, precision="fp32")
+    by_onnx = reloaded.predict(sample.image_path, **settings)[0].objects3d
+    by_torch = model.predict(sample.image_path, **settings)[0].objects3d
+    np.testing.assert_allclose(by_onnx["location"], by_torch["location"], atol=1e-3)
+    # The headings come from the corners (a random orientation head would not give these), found by the same search.
+    fitted = np.abs(np.angle(np.exp(1j * (by_onnx["rotation_y"] - by_torch["rotation_y"]))))
+    assert np.median(fitted) < 1e-3
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "kitti_mini").is_dir(), reason="../shared/data/kitti_mini not present")

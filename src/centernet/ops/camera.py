@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
+
+# A unit box's corners in its own frame (x along l, y down, z along w), as fractions of l, h, w: see box_corners.
+_CORNER_SIGNS = ((1, 1, -1, -1, 1, 1, -1, -1), (0, 0, 0, 0, -1, -1, -1, -1), (1, -1, -1, 1, 1, -1, -1, 1))
 
 
 def box_corners(dims: np.ndarray, location: np.ndarray, rotation_y: float) -> np.ndarray:
@@ -17,9 +21,8 @@ def box_corners(dims: np.ndarray, location: np.ndarray, rotation_y: float) -> np
     Corners 0-3 lie on the ground (y = location y), 4-7 above them; 0 and 1 at +l/2 (the front).
     """
     h, w, l = (float(v) for v in dims)
-    x = np.array([1, 1, -1, -1, 1, 1, -1, -1], np.float64) * l / 2
-    y = np.array([0, 0, 0, 0, -1, -1, -1, -1], np.float64) * h
-    z = np.array([1, -1, -1, 1, 1, -1, -1, 1], np.float64) * w / 2
+    x, y, z = (np.array(signs, np.float64) for signs in _CORNER_SIGNS)
+    x, y, z = x * l / 2, y * h, z * w / 2
     c, s = math.cos(rotation_y), math.sin(rotation_y)
     rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], np.float64)  # about the camera's y axis
     return (rot @ np.stack([x, y, z])).T + np.asarray(location, np.float64)
@@ -34,3 +37,13 @@ def project(p2: np.ndarray, points: np.ndarray) -> np.ndarray:
 def wrap_angle(angle):
     """``angle`` (a number, array or tensor) wrapped to [-pi, pi)."""
     return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def box_corners_batched(dims: torch.Tensor, location: torch.Tensor, rotation_y: torch.Tensor) -> torch.Tensor:
+    """:func:`box_corners` for many boxes at once: dims (..., 3) h w l, location (..., 3), rotation_y (...)
+    -> corners (..., 8, 3), in the same order."""
+    signs = torch.tensor(_CORNER_SIGNS, dtype=dims.dtype, device=dims.device)  # (3, 8)
+    h, w, l = dims[..., 0:1], dims[..., 1:2], dims[..., 2:3]  # (..., 1) each
+    x, y, z = signs[0] * l / 2, signs[1] * h, signs[2] * w / 2  # (..., 8) each
+    c, s = torch.cos(rotation_y)[..., None], torch.sin(rotation_y)[..., None]
+    return torch.stack([c * x + s * z, y, -s * x + c * z], dim=-1) + location[..., None, :]

@@ -15,10 +15,14 @@ from centernet.tasks import ImageMeta
 
 import centernet
 from centernet.data.kitti import read_label_file, write_label_file
-from centernet.tasks.mono3d.decode import decode_alpha, depth_from_logits, detections_to_kitti, project_to_image, unproject_to_camera, wrap_angle
+from centernet.ops.camera import box_corners_batched
+from centernet.tasks.mono3d.decode import (
+    decode_alpha, depth_from_logits, detections_to_kitti, fit_rotation_y, project_to_image, unproject_to_camera,
+    wrap_angle,
+)
 from centernet.errors import CenterNetError
 from centernet.tasks.detection.targets import DetectionTargetEncoder
-from centernet.tasks.mono3d.targets import NUM_BINS, Mono3DTargetEncoder, encode_alpha, encode_alpha_multibin, projected_centres
+from centernet.tasks.mono3d.targets import NUM_BINS, Mono3DTargetEncoder, encode_alpha, encode_alpha_multibin, projected_centres, projected_corners
 from centernet.tasks.mono3d import Mono3DTask
 
 # A KITTI P2 (image 1242 x 375): fx = fy, principal point, and camera 2's offset from the rectified camera 0.
@@ -503,3 +507,86 @@ def test_regression_over_the_gaussian_weighs_each_object_once():
         deeper = {**everywhere, "depth": everywhere["depth"] - torch.tensor([math.log(1.1), 0.0]).view(1, 2, 1, 1)}
         assert task.loss(deeper, batch)["depth_loss"].item() == pytest.approx(
             at_centre.loss(deeper, batch)["depth_loss"].item(), rel=1e-4)
+
+
+# ---------------------------------------------------------------- corner keypoints
+
+
+def encode_scene_with_corners(scene: np.ndarray, centre: str = "projected") -> dict[str, np.ndarray]:
+    objects3d = objects3d_of(scene)
+    encoder = Mono3DTask(num_classes=3, centre=centre, keypoints="corners").encoder()
+    return encoder(image_boxes(objects3d) / STRIDE, LABELS[: len(scene)], objects3d, OUT_HW,
+                   centres=projected_centres(objects3d, P2) / STRIDE,
+                   corners=projected_corners(objects3d, P2) / STRIDE)
+
+
+def with_corner_maps(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """``outputs`` plus a perfect corners head (the target offsets written at the centres)."""
+    h, w = outputs["heatmap"].shape[2:]
+    corners = torch.zeros(1, 16, h * w)
+    for m in np.flatnonzero(targets["mask"]):
+        corners[0, :, int(targets["index"][m])] = torch.from_numpy(targets["corner_offsets"][m])
+    return {**outputs, "corners": corners.view(1, 16, h, w)}
+
+
+@pytest.mark.parametrize("centre", ["projected", "box"])
+def test_corner_offsets_point_from_the_decoded_centre_to_the_projected_corners(centre):
+    objects3d = objects3d_of(SCENE)
+    targets = encode_scene_with_corners(SCENE, centre)
+    assert targets["corner_offsets"].shape == (50, 16)  # the task's max_objects
+    index, offset, mask = targets["index"], targets["offset"], targets["mask"]
+    width = OUT_HW[1]
+    points = np.stack([index % width, index // width], axis=1) + offset  # (M, 2) what decode reads as the centre
+    corners = points[:, None, :] + targets["corner_offsets"].reshape(-1, 8, 2)  # (M, 8, 2)
+    expected = np.stack([project_np(box3d_corners(o)) for o in objects3d]) / STRIDE
+    np.testing.assert_allclose(corners[: len(SCENE)], expected, atol=1e-3)
+    assert not targets["corner_offsets"][mask == 0].any()
+
+
+def test_heading_fitted_to_perfect_corners_is_exact_even_with_a_wrong_orientation_head():
+    # Every heading, the bin edges (0, +-pi/6, +-5pi/6, pi) included, for a car at a few places.
+    headings = np.concatenate([np.linspace(-math.pi, math.pi, 25)[:-1], [math.pi / 6, -math.pi / 6, 5 * math.pi / 6]])
+    for rotation_y in headings:
+        scene = SCENE[:5].copy()
+        scene[:, 6] = wrap_angle(torch.tensor(rotation_y + np.arange(5) * 0.1)).numpy()
+        objects3d = objects3d_of(scene)
+        targets = encode_scene_with_corners(scene)
+        targets["orientation_bin"][:] = 0  # a head that says nothing right about the heading
+        outputs = with_corner_maps(perfect_outputs(targets), targets)
+        task = Mono3DTask(num_classes=3, centre="projected", keypoints="corners")
+        dets = task.decode(outputs, ImageMeta(TO_ORIGINAL, torch.from_numpy(P2).float()[None]), k=20)
+        found = matched(dets, projected_centres(objects3d, P2))
+        assert angle_error(found["rotation_y"], scene[:, 6]).max() < math.radians(0.1)
+        assert angle_error(found["alpha"], objects3d[:, 7]).max() < math.radians(0.1)
+        np.testing.assert_allclose(found["location"], scene[:, 3:6], atol=2e-3)
+
+
+def test_fit_rotation_y_with_noisy_corners_stays_near_the_truth():
+    torch.manual_seed(0)
+    dims = torch.tensor([[[1.5, 1.6, 3.9]]], dtype=torch.float64).expand(1, 50, 3)
+    location = torch.stack([torch.linspace(-8, 8, 50), torch.full((50,), 1.65), torch.linspace(8, 40, 50)], -1)[None]
+    heading = torch.linspace(-math.pi, math.pi, 51, dtype=torch.float64)[:50][None]
+    calib = torch.from_numpy(P2)[None]
+    corners = project_to_image(box_corners_batched(dims, location.double(), heading).reshape(1, -1, 3), calib)
+    noisy = corners.reshape(1, 50, 8, 2) + 0.5 * torch.randn(1, 50, 8, 2, dtype=torch.float64)  # half a pixel
+    fitted = fit_rotation_y(noisy, location.double(), dims, calib)
+    error = angle_error(fitted[0].numpy(), heading[0].numpy())
+    assert np.median(error) < math.radians(2) and error.max() < math.radians(15)
+
+
+def test_corners_loss_and_export_columns():
+    targets = encode_scene_with_corners(SCENE)
+    task = Mono3DTask(num_classes=3, centre="projected", keypoints="corners")
+    assert task.heads()["corners"] == 16
+    outputs = with_corner_maps(perfect_outputs(targets), targets)
+    batch = collate([targets])
+    perfect = task.loss(outputs, batch)["corners_loss"]
+    shifted = task.loss({**outputs, "corners": outputs["corners"] + 1.0}, batch)["corners_loss"]
+    assert float(perfect) < 1e-5
+    assert float(shifted) == pytest.approx(task.weights.corners * 1.0, rel=1e-3)  # 1 pixel on every coordinate
+    dets = task.decode_maps(outputs, k=20)
+    columns = torch.cat(task.export_columns(dets, stride=4), dim=-1)
+    names = task.export_column_names()
+    assert columns.shape[-1] == len(names) == 7 + 16 and names[7] == "corner0_x"
+    read = task.read_export_columns(columns, stride=4)
+    torch.testing.assert_close(read["corners"], dets["corners"])

@@ -8,7 +8,10 @@ As the original's ``ddd`` sample (``src/lib/datasets/sample/ddd.py``), per objec
 * ``depth`` (M, 1): the location's z (metres);
 * ``dimensions`` (M, 3): h, w, l (metres);
 * ``orientation_bin`` (M, 2) int64 and ``orientation_residual`` (M, 2): the observation angle
-  ``alpha`` in two overlapping bins (:func:`encode_alpha`).
+  ``alpha`` in two overlapping bins (:func:`encode_alpha`);
+* ``corner_offsets`` (M, 16), with ``with_corners``: the 8 projected box corners (given per object as
+  ``corners``, output pixels) minus the object's centre point, x y of corner 0 first (RTM3D, MonoCon:
+  keypoints that show the heading as geometry).
 
 Where the peak sits (``Mono3DTargetEncoder.centre``):
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..detection.targets import DetectionTargetEncoder, mark_ignored
+from ...ops.camera import box_corners, project
 from ...ops.gaussian import draw_gaussian, gaussian_radius
 
 CENTRE_MODES = ("box", "projected")
@@ -88,6 +92,16 @@ def projected_centres(objects3d: np.ndarray, calib: np.ndarray) -> np.ndarray:
     return (image[:, :2] / image[:, 2:3]).astype(np.float32)
 
 
+def projected_corners(objects3d: np.ndarray, calib: np.ndarray) -> np.ndarray:
+    """Image points (N, 8, 2) of the boxes' 8 corners (in :func:`~centernet.ops.camera.box_corners`' order), P2
+    applied; objects3d (N, 8) as :func:`projected_centres`, calib (3, 4). Original pixels."""
+    objects3d = np.asarray(objects3d, np.float64).reshape(-1, 8)
+    if not len(objects3d):
+        return np.zeros((0, 8, 2), np.float32)
+    corners = np.stack([box_corners(o[0:3], o[3:6], float(o[6])) for o in objects3d])  # (N, 8, 3)
+    return np.stack([project(np.asarray(calib, np.float64).reshape(3, 4), c) for c in corners]).astype(np.float32)
+
+
 @dataclass
 class Mono3DTargetEncoder:
     """Turns objects (2D boxes in output coordinates and their 3D boxes) into the training targets of one image."""
@@ -99,6 +113,7 @@ class Mono3DTargetEncoder:
     centre: str = "box"          # where the peak sits: "box" (2D box centre) or "projected" (given centres)
     orientation: str = "two_bins"  # "two_bins" (the original's) or "multibin" (12 classified bins)
     with_radius: bool = False    # also ``peak_radius`` (M,): each object's Gaussian radius, to learn over it
+    with_corners: bool = False   # also ``corner_offsets`` (M, 16): the projected corners from the centre point
 
     def __post_init__(self) -> None:
         if self.centre not in CENTRE_MODES:
@@ -115,6 +130,7 @@ class Mono3DTargetEncoder:
         ignore_boxes: np.ndarray | None = None,  # (G, 4) regions where negatives carry no loss
         ignore_labels: np.ndarray | None = None,  # (G,) the class each region is for (Van: Car), -1 every class
         centres: np.ndarray | None = None,  # (N, 2) output pixels; required for centre="projected", unused for "box"
+        corners: np.ndarray | None = None,  # (N, 8, 2) projected box corners, output pixels; for with_corners
     ) -> dict[str, np.ndarray]:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         labels = np.asarray(labels).reshape(-1)
@@ -141,6 +157,12 @@ class Mono3DTargetEncoder:
                 mark_ignored(targets["heatmap"], np.zeros(output_size, np.float32), ignore_boxes, ignore_labels)
         if self.with_radius:
             targets["peak_radius"] = self.radii(boxes[kept])
+        if self.with_corners:
+            if corners is None or np.asarray(corners).size != n * 16:
+                raise ValueError(f"Mono3DTargetEncoder: with_corners needs `corners` ({n}, 8, 2), got "
+                                 f"{None if corners is None else np.asarray(corners).shape}")
+            targets["corner_offsets"] = self.corner_offsets(np.asarray(corners, np.float32).reshape(n, 8, 2)[kept],
+                                                            targets["index"], targets["offset"], output_size[1])
         return {**targets, **self.encode_3d(objects3d[kept])}
 
     def radii(self, boxes: np.ndarray) -> np.ndarray:
@@ -150,6 +172,15 @@ class Mono3DTargetEncoder:
             radius[m] = max(0, int(gaussian_radius(math.ceil(y2 - y1), math.ceil(x2 - x1), self.min_overlap,
                                                    self.exact_radius)))
         return radius
+
+    def corner_offsets(self, corners: np.ndarray, index: np.ndarray, offset: np.ndarray, out_w: int) -> np.ndarray:
+        """(M, 16) the kept objects' corners (P, 8, 2) minus their centre points ``peak + offset`` (what decode
+        reads), flattened x0 y0 x1 y1 ...; empty slots 0."""
+        p = len(corners)
+        peak = np.stack([index[:p] % out_w, index[:p] // out_w], axis=1).astype(np.float32)  # (P, 2)
+        result = np.zeros((self.max_objects, 16), np.float32)
+        result[:p] = (corners - (peak + offset[:p])[:, None, :]).reshape(p, 16)
+        return result
 
     def peaks_at(
         self,

@@ -2,7 +2,8 @@
 centres also regress depth, dimensions and orientation.
 
 Heads (the original's names in brackets): heatmap (C) [hm], depth (1) [dep], dimensions (3) [dim],
-orientation (8) [rot], size (2) [wh], offset (2) [reg].
+orientation (8) [rot], size (2) [wh], offset (2) [reg]; with ``keypoints="corners"`` also corners (16): the 8
+projected box corners from the centre point, to which the heading is fitted through the camera.
 
 No flip test-time augmentation: mirroring the image needs the calibration mirrored too and
 ``alpha -> pi - alpha``, and it is not part of the original's 3D test, so ``flip_merge`` refuses.
@@ -33,6 +34,7 @@ from .draw import draw_boxes3d
 from .metrics import ERROR_METRICS, LOOSE_OVERLAP, KittiEvalSettings, evaluate_kitti, matched_errors
 from .targets import (
     CENTRE_MODES, NUM_BINS, ORIENTATION_CHANNELS, ORIENTATIONS, Mono3DTargetEncoder, projected_centres,
+    projected_corners,
 )
 
 # The depth losses: the original's L1 in metres, or the Laplacian likelihood of the log depth.
@@ -60,6 +62,7 @@ class Mono3DLossWeights:
     orientation: float = 1.0
     size: float = 0.1
     offset: float = 1.0
+    corners: float = 0.2  # L1 in output pixels, as size; the corners' offsets are larger than the box's half size
 
 
 @register_task
@@ -75,13 +78,14 @@ class Mono3DTask(Task):
     depth: str = "l1"            # "l1": L1 in metres (the original); "laplace": log depth with an uncertainty
     orientation: str = "two_bins"  # the original's two overlapping bins, or "multibin": 12 classified bins
     regress_at: str = "centre"   # depth, dimensions, orientation learnt at each centre or over its Gaussian
+    keypoints: str = "none"      # "corners": also learn the 8 projected corners and fit the heading to them
     initial_depth: float = 20.0  # metres the depth head starts at (its bias -log(d)); the original starts at 1 m
     weights: Mono3DLossWeights = field(default_factory=Mono3DLossWeights)
     name: ClassVar[str] = "3d"
     aliases: ClassVar[tuple[str, ...]] = ("mono3d",)
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "centre": CENTRE_MODES, "depth": DEPTH_LOSSES, "orientation": ORIENTATIONS,
-        "regress_at": ("centre", "gaussian"),
+        "regress_at": ("centre", "gaussian"), "keypoints": ("none", "corners"),
     }
     OPTION_HELP: ClassVar[dict[str, str]] = {
         "centre": "the peak at the 2D box centre (the original's) or at the projected 3D centre",
@@ -91,6 +95,8 @@ class Mono3DTask(Task):
                       "of its heatmap Gaussian, weighted by it: more samples of each object per step",
         "orientation": "the observation angle as the original's two overlapping bins with sin and cos, or as 12 "
                        "bins of 30 degrees, classified, with a residual (MonoDLE)",
+        "keypoints": "none (the original's), or also learn the 8 projected corners of each box (RTM3D, MonoCon) and, "
+                     "with a camera, take the heading that best reprojects onto them",
     }
     needs: ClassVar[tuple[str, ...]] = ("objects3d", "calib")  # per-object 3D boxes; P2 for the projected centres
     headline: ClassVar[tuple[str, ...]] = BOX_HEADLINE + KITTI_HEADLINE
@@ -103,8 +109,9 @@ class Mono3DTask(Task):
 
     def heads(self) -> dict[str, int]:
         depth = 2 if self.depth == "laplace" else 1  # -log depth (and the log of its Laplacian scale)
+        corners = {"corners": 16} if self.keypoints == "corners" else {}
         return {"heatmap": self.num_classes, "depth": depth, "dimensions": 3,
-                "orientation": ORIENTATION_CHANNELS[self.orientation], "size": 2, "offset": 2}
+                "orientation": ORIENTATION_CHANNELS[self.orientation], "size": 2, "offset": 2, **corners}
 
     def initial_biases(self) -> dict[str, float]:
         """Output biases of new heads: depth starts at ``initial_depth`` (1/sigmoid(x) - 1 = exp(-x)).
@@ -155,11 +162,17 @@ class Mono3DTask(Task):
         objects3d = np.asarray(sample.objects3d, np.float32).reshape(-1, 8)
         centres = projected_centres(objects3d, sample.calib).astype(np.float64)  # (N, 2) original pixels
         centres = centres @ to_output[:, :2].T + to_output[:, 2]
-        return {"objects3d": objects3d, "centres": centres.astype(np.float32)}
+        annotations = {"objects3d": objects3d, "centres": centres.astype(np.float32)}
+        if self.keypoints == "corners":
+            corners = projected_corners(objects3d, sample.calib).reshape(-1, 2)  # (N * 8, 2) original pixels
+            corners = corners @ to_output[:, :2].T + to_output[:, 2]
+            annotations["corners"] = corners.reshape(-1, 8, 2).astype(np.float32)
+        return annotations
 
     def encoder(self) -> Mono3DTargetEncoder:
         return Mono3DTargetEncoder(self.num_classes, self.max_objects, self.min_overlap, self.exact_radius,
-                                   self.centre, self.orientation, with_radius=self.regress_at == "gaussian")
+                                   self.centre, self.orientation, with_radius=self.regress_at == "gaussian",
+                                   with_corners=self.keypoints == "corners")
 
     def flip_merge(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise CenterNetError("flip test-time augmentation is not available for monocular 3D detection "
@@ -238,6 +251,10 @@ class Mono3DTask(Task):
         )
         size = masked_l1_loss(outputs["size"], index, mask, targets["size"])
         offset = masked_l1_loss(outputs["offset"], index, mask, targets["offset"])
+        corners = {}
+        if self.keypoints == "corners":
+            loss = weighted_l1_loss(outputs["corners"], samples, targets["corner_offsets"][b, m], num_objects)
+            corners = {"corners_loss": self.weights.corners * loss}
         parts = {
             "heatmap_loss": self.weights.heatmap * heatmap,
             "depth_loss": self.weights.depth * depth,
@@ -245,6 +262,7 @@ class Mono3DTask(Task):
             "orientation_loss": self.weights.orientation * orientation,
             "size_loss": self.weights.size * size,
             "offset_loss": self.weights.offset * offset,
+            **corners,
         }
         return {"loss": sum(parts.values()), **parts}
 
@@ -256,23 +274,35 @@ class Mono3DTask(Task):
         """Boxes and centres in original pixels; with the cameras (``meta.calib``, P2 in original pixels) also
         location (B, K, 3) and rotation_y (B, K) (see :func:`lift_to_3d`)."""
         dets = super().to_original(dets, meta)
-        dets["centres"] = transform_points(dets["centres"], meta.to_original.to(dets["centres"].device))
+        to_original = meta.to_original.to(dets["centres"].device)
+        dets["centres"] = transform_points(dets["centres"], to_original)
+        if "corners" in dets:
+            b, k = dets["corners"].shape[:2]
+            dets["corners"] = transform_points(dets["corners"].reshape(b, k * 8, 2), to_original).reshape(b, k, 8, 2)
         if meta.calib is not None:
             dets.update(lift_to_3d(dets["centres"], dets["depth"], dets["dimensions"], dets["alpha"],
-                                   meta.calib.to(dets["centres"].device)))
+                                   meta.calib.to(dets["centres"].device), dets.get("corners")))
         return dets
 
     def export_columns(self, dets: dict[str, torch.Tensor], stride: int) -> list[torch.Tensor]:
         """The 3D centre's image point (cx, cy, input pixels), depth (m), dimensions h w l (m) and alpha (rad); a
-        runtime turns them into a location with the camera's P2."""
-        return [dets["centres"] * stride, dets["depth"].unsqueeze(-1), dets["dimensions"], dets["alpha"].unsqueeze(-1)]
+        runtime turns them into a location with the camera's P2. With corners, their 8 image points follow (input
+        pixels), to which a runtime fits the heading with the camera (:func:`fit_rotation_y`)."""
+        columns = [dets["centres"] * stride, dets["depth"].unsqueeze(-1), dets["dimensions"], dets["alpha"].unsqueeze(-1)]
+        if "corners" in dets:
+            columns.append(dets["corners"].flatten(2) * stride)
+        return columns
 
     def export_column_names(self) -> list[str]:
-        return list(MONO3D_COLUMNS)
+        corners = [f"corner{n}_{axis}" for n in range(8) for axis in "xy"] if self.keypoints == "corners" else []
+        return [*MONO3D_COLUMNS, *corners]
 
     def read_export_columns(self, columns: torch.Tensor, stride: int) -> dict[str, torch.Tensor]:
-        return {"centres": columns[..., 0:2] / stride, "depth": columns[..., 2], "dimensions": columns[..., 3:6],
+        dets = {"centres": columns[..., 0:2] / stride, "depth": columns[..., 2], "dimensions": columns[..., 3:6],
                 "alpha": columns[..., 6]}
+        if self.keypoints == "corners":
+            dets["corners"] = columns[..., 7:23].unflatten(-1, (8, 2)) / stride
+        return dets
 
 
 def laplace_log_depth_loss(

@@ -35,6 +35,26 @@ def test_predict_keep_resolution_pads_instead_of_resizing():
     assert np.all(r.boxes[:, [0, 2]] <= 150) and np.all(r.boxes[:, [1, 3]] <= 100)
 
 
+def test_a_rectangular_training_input_scales_larger_images_as_training_did():
+    """A model trained at 640 x 192 sees a 1242 x 375 KITTI frame at about half its size in training; val and
+    predict scale it the same way (then pad), instead of running it at its own resolution."""
+    from centernet.engine.inference import InferenceSettings, input_matrix
+
+    settings = InferenceSettings(640, keep_resolution=True, input_height=192)
+    (width, height), to_input = input_matrix(1242, 375, settings)
+    assert (width, height) == (640, 192)  # 635 x 192, padded to a multiple of 32
+    np.testing.assert_allclose(np.diag(to_input[:, :2]), [192 / 375] * 2, rtol=1e-2)
+    (width, height), to_input = input_matrix(640, 192, settings)  # the training size itself: untouched
+    assert (width, height) == (640, 192) and np.array_equal(to_input, np.eye(2, 3))
+    model = CenterNet("resnet18", num_classes=3)
+    model.keep_resolution, model.input_height, model.input_size = True, 192, 640
+    image = np.zeros((375, 1242, 3), np.uint8)
+    (r,) = model.predict(image, conf=0.0, heatmap=True, max_detections=5)
+    assert r.heatmap.shape == (3, 192 // 4, 640 // 4)
+    (r,) = model.predict(image, conf=0.0, heatmap=True, max_detections=5, input_size=640)  # a size given: as asked
+    assert r.heatmap.shape == (3, 384 // 4, 1248 // 4)
+
+
 def test_checkpoint_round_trip_gives_identical_predictions(trained_run, tmp_path):
     model = trained_run["model"]
     loaded = CenterNet.load(trained_run["out"] / "last.pt")

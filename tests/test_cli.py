@@ -231,3 +231,56 @@ def test_train_flags_come_from_the_settings_dataclass():
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--optimizer", "lion"])
 
+
+
+def test_3d_demo_trains_its_recipe_with_the_crop_heading_and_reports_car_bev(tmp_path, monkeypatch):
+    """`centernet demo --task 3d` on a tiny set: the recipe's model and options (the heading read off each object's
+    crop) reach the checkpoint with the object head's weights, and metrics.json carries the 3D figures."""
+    import json
+
+    import torch
+
+    from centernet.tasks import Mono3DTask
+
+    recipe = Mono3DTask.demo()
+    assert recipe.task_options["orientation"] == "crop"
+    tiny = {**recipe.train, "input_size": 256, "input_height": 96, "batch_size": 4, "epochs": 2}
+    data_config = replace(recipe.data_config(), width=256, height=96, num_train=8, num_val=2)
+    monkeypatch.setattr(Mono3DTask, "demo", classmethod(lambda cls: replace(recipe, data_config=lambda: data_config,
+                                                                            train=tiny)))
+    out = tmp_path / "demo_3d"
+    assert main(["demo", "--task", "3d", "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"car_bev_ap50", "car_ap3d50", "bev_ap_moderate", "depth_error", "axis_error", "map50"} <= set(metrics)
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["model_name"] == recipe.model == "resnet18_shortcut"
+    assert {k: checkpoint["task_config"][k] for k in recipe.task_options} == recipe.task_options
+    assert any(name.startswith("object_head.") for name in checkpoint["model"])
+
+
+def test_train_config_replays_a_run_and_flags_override_it(tmp_path, capsys):
+    """`centernet train --config RUN/args.yaml` trains with the run's model, data, task and settings again; a flag
+    given too wins; an unknown key is a one-line error naming it."""
+    import yaml
+    from dataclasses import asdict
+
+    from conftest import TINY_SHAPES
+
+    settings = {"model": "resnet18", "data": "shapes", "shapes_config": asdict(TINY_SHAPES),
+                "train": {"epochs": 1, "batch_size": 4, "input_size": 64, "workers": 0, "lr": 2e-4, "ema": False,
+                          "lr_steps": [0.5, 0.8], "device": "cpu"}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(settings))
+    assert main(["train", "--config", str(tmp_path / "mine.yaml"), "--out", str(tmp_path / "first")]) == 0
+    first = yaml.safe_load((tmp_path / "first" / "args.yaml").read_text())
+    assert first["shapes_config"] == asdict(TINY_SHAPES) and first["task"] == "detect"
+    for name, value in settings["train"].items():
+        assert first["train"][name] == value, name
+    assert main(["train", "--config", str(tmp_path / "first" / "args.yaml"), "--out", str(tmp_path / "again"),
+                 "--lr", "1e-4"]) == 0
+    again = yaml.safe_load((tmp_path / "again" / "args.yaml").read_text())
+    assert again["train"] == {**first["train"], "lr": 1e-4} and {**again, "train": 0} == {**first, "train": 0}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**settings, "train": {"learning_rate": 0.1}}))
+    capsys.readouterr()
+    assert main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == (f"centernet train: error: {tmp_path / 'bad.yaml'}: unknown training "
+                                               f"setting 'learning_rate' under train")

@@ -27,6 +27,7 @@ from .data import has_split, load_split, subset
 from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
 from .data.images import ImageFileError
 from .engine.checkpoint import load_checkpoint, save_safetensors
+from .engine.device import resolve_device
 from .engine.inference import InferenceSettings, detect, evaluate_split
 from .engine.precision import resolve_precision
 from .engine.trainer import ModelInfo, Trainer, seed_everything
@@ -63,7 +64,8 @@ class CenterNet:
         head_conv: channels of each head's hidden layer (default: the architecture's, 64 for ResNets, 256
             for DLA-34 and Hourglass-104).
         pretrained: local file with ImageNet backbone weights (torchvision layout). Never downloaded.
-        device: 'cpu' or 'cuda'.
+        device: 'auto' (the default: CUDA when available, else Apple's MPS, else the CPU), 'cpu', 'cuda', 'cuda:N'
+            or 'mps'; one that is not there is a one-line error.
         backend: what runs the network, 'torch' or 'onnxruntime'; default: from the file, 'onnxruntime' for
             a ``.onnx`` written by :meth:`export` (then ``model`` is a network in an ONNX Runtime session with
             decode inside, and ``predict`` / ``val`` work as with a checkpoint, without flip TTA or heatmaps).
@@ -77,10 +79,11 @@ class CenterNet:
         task_options: dict | None = None,
         head_conv: int | None = None,
         pretrained: str | Path | None = None,
-        device: str = "cpu",
+        device: str = "auto",
         backend: str | None = None,
     ) -> None:
-        self.device = device
+        self.device = resolve_device(device)
+        self._device_asked = str(device)
         self.backend = _resolve_backend(model, backend)
         self.model: torch.nn.Module | OnnxRuntimeBackend | None = None
         self.class_names: list[str] = []
@@ -89,6 +92,7 @@ class CenterNet:
         self.mean, self.std = COCO_MEAN_RGB, COCO_STD_RGB
         self.test_padding = "corner"  # keep_resolution canvas style; converted original weights use "original"
         self.keep_resolution = False  # the default of val / predict (True for models trained on a rectangular input)
+        self.input_height = 0  # a rectangular training input's height: images are scaled as training scaled them
         self.head_conv, self.pretrained = head_conv, pretrained
         if task is not None:
             task_class(task)  # a one-line error for an unknown name
@@ -110,7 +114,7 @@ class CenterNet:
 
     # ----------------------------------------------------------------- build
     @classmethod
-    def load(cls, weights: str | Path, device: str = "cpu", backend: str | None = None) -> "CenterNet":
+    def load(cls, weights: str | Path, device: str = "auto", backend: str | None = None) -> "CenterNet":
         """A trained model from a checkpoint written by ``train``, or an ``.onnx`` written by :meth:`export`."""
         return cls(Path(weights), device=device, backend=backend)
 
@@ -119,6 +123,9 @@ class CenterNet:
         self.task_name = self.task.name
         options = {} if self.head_conv is None else {"head_conv": self.head_conv}
         self.model = create_model(self.model_name, heads=self.task.heads(), pretrained=self.pretrained, **options)
+        object_head = self.task.object_head()
+        if object_head is not None:  # a network on each object's crop (models/crops.py), saved with the model
+            self.model.object_head = object_head
         self.head_conv = self.model.head_conv
         set_head_biases(self.model, getattr(self.task, "initial_biases", dict)())
         self.class_names, self.category_ids = list(class_names), list(category_ids)
@@ -139,13 +146,16 @@ class CenterNet:
         self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
         self.test_padding = state.get("test_padding", "corner")
         self.keep_resolution = bool(state.get("keep_resolution", False))
+        self.input_height = int(state.get("input_height") or 0)
         self.checkpoint_metrics = state.get("metrics", {})
         self.run = state.get("run") or {}  # how it was trained: data, splits (see train)
 
     def _load_onnx(self, path: str | Path) -> None:
         """An exported ``.onnx`` in ONNX Runtime; everything else comes from the file's metadata."""
-        from .engine.onnx_backend import OnnxRuntimeBackend
+        from .engine.onnx_backend import OnnxRuntimeBackend, onnxruntime_has_gpu
 
+        if self._device_asked == "auto" and self.device != "cpu" and not onnxruntime_has_gpu():
+            self.device = "cpu"  # 'auto' takes what this onnxruntime can run on
         network = OnnxRuntimeBackend(path, self.device)
         meta = network.metadata
         self.weights_path = Path(path)
@@ -190,7 +200,7 @@ class CenterNet:
             data, out, train_split, val_split, shapes_config, settings, resume_state = self._resume_run(settings)
             data_format = self.run.get("data_format")
         settings = {**task_class(self.task_name).train_defaults(), **settings}
-        cfg = TrainConfig.from_dict({"device": self.device, **settings}).validate()
+        cfg = TrainConfig.from_dict({"device": self._device_asked, **settings}).validate()
         needs = task_class(self.task_name).needs
         train = checked_split(load_split(data, train_split, shapes_config, needs, data_format), data, progress)
         if val_split and not has_split(data, val_split, needs, data_format):
@@ -211,11 +221,13 @@ class CenterNet:
             self.class_names, self.category_ids = train.class_names, train.category_ids
         self.input_size = cfg.input_size
         self.keep_resolution = bool(cfg.input_height)
+        self.input_height = cfg.input_height or 0
         info = ModelInfo(self.model_name, self.head_conv, self.task.name, self.class_names, self.category_ids, self.mean, self.std)
         run = {
             "model": self.model_name, "data": str(data), "data_format": data_format, "train_split": train_split,
             "val_split": val_split,
             "shapes_config": None if shapes_config is None else asdict(shapes_config),
+            "task": self.task.name, "task_options": dict(self.task_options),
         }
         trainer = Trainer(self.model, self.task, train, val, cfg, info, out, progress, resume_state, run)
         metrics = trainer.fit()
@@ -269,8 +281,9 @@ class CenterNet:
         ``voc07``: also PASCAL VOC2007's 11-point mAP at IoU 0.5 (``map50_voc07``, ``per_class_voc07``),
         difficult objects (every ignore region) neither true nor false positives, as the VOC devkit.
 
-        ``keep_resolution``: images are not resized, only padded to multiples of 32 (else letterboxed
-        into ``input_size``); None: the model's default (True when trained on a rectangular input).
+        ``keep_resolution``: images are not letterboxed into a square, only padded to multiples of 32 (a model
+        trained on a rectangular input first scales each image as training did); None: the model's default (True
+        when trained on a rectangular input).
         ``flip``: test-time flip (the image and its mirror in one batch; heatmap and size averaged).
         ``scales``: test-time scales, e.g. (0.5, 0.75, 1, 1.25, 1.5); several are merged per class with
         Gaussian soft-NMS (sigma 0.5) and the top ``max_detections`` kept.
@@ -337,7 +350,8 @@ class CenterNet:
         3D models need each image's camera: ``calib`` a KITTI calib file or a (3, 4) P2 array for every
         image; by default an image in KITTI's layout (``.../image_2/000123.png``) uses ``.../calib/000123.txt``.
 
-        ``keep_resolution``: images are not resized, only padded to multiples of 32.
+        ``keep_resolution``: images are not letterboxed into a square, only padded to multiples of 32 (a model
+        trained on a rectangular input first scales each image as training did).
         ``flip``: test-time flip (the image and its mirror in one batch; heatmap and size averaged).
         ``scales``: test-time scales, e.g. (0.5, 0.75, 1, 1.25, 1.5); several are merged per class with
         Gaussian soft-NMS (sigma 0.5) and the top ``max_detections`` kept.
@@ -473,7 +487,7 @@ class CenterNet:
         settings = InferenceSettings(
             size, max_detections, resolve_precision(precision, device), self.device, keep_resolution,
             pad_style=self.test_padding, pad_multiple=max(32, getattr(self.model, "size_divisor", 32)),
-            flip=flip, scales=scales,
+            flip=flip, scales=scales, input_height=self.input_height if input_size is None else 0,
         )
         if self.backend == "onnxruntime":
             self.model.check_settings(settings)

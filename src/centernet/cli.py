@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .config import TrainConfig
+from .engine.device import describe_device
 from .errors import CenterNetError
 from .tasks import all_options, list_tasks, task_class
 from .tasks.recipes import DEMO_SCHEDULE
@@ -127,7 +128,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_settings_args(p, TrainConfig, TRAIN_FLAGS)
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue a run exactly (RUN folder or its last.pt); only --epochs and --workers may change")
-    p.add_argument("--device", default="cpu")
+    _add_device_arg(p)
     p.add_argument("--head-conv", type=int, default=None, help="head hidden channels (default: the model's own)")
     p.add_argument("--pretrained", default=None, help="local ImageNet backbone weights (torchvision layout)")
 
@@ -143,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(sub)
     p = sub.add_parser("train", help="train a detector")
     _add_train_args(p)
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="replay a run: its args.yaml (or any YAML of the same keys); flags given too override it")
     p.add_argument("--list-models", action="store_true", help="print the registered architectures and exit")
+    p.set_defaults(shapes_config=None, config_train={})
+    parser.train_parser = p  # --config sets its defaults (see main)
     p = sub.add_parser("check", help="count a dataset's images, boxes and classes and list every problem")
     p.add_argument("data", help="a dataset: YOLO data.yaml or folder, VOC folder, COCO folder or .json, or 'shapes'")
     p.add_argument("--split", action="append", default=None, help="split(s) to check (default: train, val, test)")
@@ -161,6 +166,7 @@ def _add_demo_parser(sub) -> None:
     p.add_argument("--task", choices=list_tasks(), default="detect",
                    help="detect (shapes), pose (articulated figures, keypoints), 3d (cuboids on a road, KITTI format)")
     p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo_pose, runs/demo_3d)")
+    _add_device_arg(p)
     _add_task_option_args(p, " (the demo's own: see its recipe, e.g. giou for detect)")
     p.add_argument("--minutes", type=float, default=DEMO_SCHEDULE["time_limit"], help="training time budget")
     p.add_argument("--model", default=None,
@@ -186,6 +192,7 @@ def _add_demo_parser(sub) -> None:
 def _add_inference_args(p: argparse.ArgumentParser, weights: str) -> None:
     """What val and predict share: the weights, the backend, the input, precision and test-time augmentation."""
     p.add_argument("--weights", required=True, help=weights)
+    _add_device_arg(p)
     p.add_argument("--backend", default=None,
                    help="torch or onnxruntime (default: from --weights; a .onnx written by `centernet export` runs in onnxruntime)")
     p.add_argument("--input-size", type=int, default=None, help="default: the training input size")
@@ -195,6 +202,12 @@ def _add_inference_args(p: argparse.ArgumentParser, weights: str) -> None:
     p.add_argument("--flip", action="store_true", help="test-time flip augmentation")
     p.add_argument("--scales", type=_scales, default=(1.0,),
                    help="test-time scales, comma-separated (e.g. 0.5,0.75,1,1.25,1.5); merged by soft-NMS")
+
+
+def _add_device_arg(p) -> None:
+    p.add_argument("--device", default="auto",
+                   help="auto (default: a CUDA GPU when there is one, else Apple's MPS, else the CPU), cpu, cuda, "
+                        "cuda:N or mps")
 
 
 def _add_val_parser(sub) -> None:
@@ -244,10 +257,14 @@ def _add_export_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not _is_main_process():  # under torchrun only rank 0 prints
         sys.stdout = open(os.devnull, "w")
     try:
+        if args.command == "train" and args.config:
+            parser.train_parser.set_defaults(**_config_defaults(args.config))
+            args = parser.parse_args(argv)  # the flags given override the file
         commands = {"demo": cmd_demo, "train": cmd_train, "check": cmd_check, "val": cmd_val, "predict": cmd_predict,
                     "convert": cmd_convert, "export": cmd_export}
         return commands[args.command](args)
@@ -257,6 +274,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _config_defaults(path: str) -> dict:
+    """The train command's defaults from a run's settings file (see :func:`~centernet.runs.read_run_config`)."""
+    from .runs import BUILTIN_CONFIGS, builtin_config, read_run_config
+
+    config = read_run_config(path)
+    defaults = {key: config[key] for key in ("model", "task", "data", "data_format", "train_split") if key in config}
+    if "val_split" in config:
+        defaults["val_split"] = config["val_split"] or "none"
+    for name, value in (config.get("task_options") or {}).items():
+        if name not in all_options():
+            raise CenterNetError(f"{path}: unknown task option {name!r}; expected one of {', '.join(sorted(all_options()))}")
+        defaults[name] = value
+    train = dict(config["train"])
+    if "device" in train:
+        defaults["device"] = train.pop("device")
+    defaults["config_train"] = train
+    if config.get("shapes_config") and config.get("data") in BUILTIN_CONFIGS:
+        defaults["shapes_config"] = builtin_config(config["data"], config["shapes_config"])
+    return defaults
 
 
 def _is_main_process() -> bool:
@@ -289,7 +327,7 @@ def cmd_train(args) -> int:
     val_split = None if args.val_split.lower() == "none" else args.val_split
     metrics = model.train(data=args.data, out=args.out, train_split=args.train_split, val_split=val_split,
                           val_fraction=args.val_fraction, data_format=args.data_format, progress=_is_main_process(),
-                          **_train_settings(args))
+                          shapes_config=args.shapes_config, **{**args.config_train, **_train_settings(args)})
     _print_final(metrics, Path(args.out), model.task)
     return 0
 
@@ -303,7 +341,8 @@ def cmd_check(args) -> int:
 def cmd_val(args) -> int:
     from . import CenterNet
 
-    model = CenterNet.load(args.weights, backend=args.backend)
+    model = CenterNet.load(args.weights, device=args.device, backend=args.backend)
+    print(f"device {describe_device(model.device)}")
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
                         batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution,
                         flip=args.flip, scales=args.scales, voc07=args.voc07, data_format=args.data_format)
@@ -350,7 +389,8 @@ def cmd_predict(args) -> int:
     from .eval.coco import coco_results_from_predictions
     from .visualize import save_image
 
-    model = CenterNet.load(args.weights, backend=args.backend)
+    model = CenterNet.load(args.weights, device=args.device, backend=args.backend)
+    print(f"device {describe_device(model.device)}")
     results = model.predict(args.source, conf=args.conf, input_size=args.input_size, heatmap=args.heatmap,
                             precision=args.precision, keep_resolution=args.keep_resolution,
                             flip=args.flip, scales=args.scales, calib=args.calib, strict=args.strict)
@@ -394,7 +434,7 @@ def cmd_demo(args) -> int:
     start = time.perf_counter()
     data, data_config = recipe.data, recipe.data_config()
     task_options = _task_options(args, recipe.task_options)
-    model = CenterNet(args.model or recipe.model, task=args.task, task_options=task_options)
+    model = CenterNet(args.model or recipe.model, task=args.task, task_options=task_options, device=args.device)
     settings = {**recipe.train, "time_limit": args.minutes, "workers": args.workers}
     settings.update(demo_batch_settings(settings, args.batch_size, args.lr, args.warmup_iters))
     if args.input_size is not None:

@@ -59,7 +59,7 @@ class TrainConfig:
     compile: bool = False            # torch.compile the model for training
     sync_bn: bool = False            # SyncBatchNorm across processes under torchrun (GPUs only)
     freeze_bn: bool = False          # BatchNorm in eval mode while training (fine-tuning with small batches)
-    device: str = "cpu"              # 'cpu' or 'cuda'
+    device: str = "auto"             # 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:N' or 'mps'
 
     def __post_init__(self) -> None:
         # Lists (from yaml or a checkpoint) become tuples, and a single start size or fraction a plain number.
@@ -119,7 +119,8 @@ class TrainConfig:
         _check(self.time_limit >= 0, "time_limit", self.time_limit, ">= 0")
         _check(self.patience >= 0, "patience", self.patience, ">= 0")
         _check(self.max_bad_steps >= 1, "max_bad_steps", self.max_bad_steps, ">= 1")
-        _check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"), "device", self.device, "'cpu' or 'cuda'")
+        _check(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), "device", self.device,
+               "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         return self
 
     def to_dict(self) -> dict:

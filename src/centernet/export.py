@@ -42,6 +42,7 @@ import torch.nn as nn
 from .tasks import DetectionTask, Task
 from .errors import CenterNetError
 from .config import OUTPUT_STRIDE
+from .models.crops import decode_with_objects
 
 EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")  # safetensors: the weights only, with the metadata
 OUTPUT_LAYOUT = ("x1", "y1", "x2", "y2", "score", "class")
@@ -128,6 +129,7 @@ class ExportModule(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images / 255 - self.mean) / self.std  # (B, 3, H, W), as Normalize on uint8 pixels
         dets = self.task.decode_maps(self.model(x), self.max_detections, fixed_k=True)
+        dets = decode_with_objects(self.model, self.task, x, dets, self.stride)
         columns = [dets["boxes"] * self.stride, dets["scores"].unsqueeze(-1), dets["labels"].unsqueeze(-1).float()]
         return torch.cat(columns + self.task.export_columns(dets, self.stride), dim=-1)  # (B, K, 6 + task's)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
+import yaml
+
+from .config import TrainConfig
 from .data import hold_out, subset
 from .data.check import check_split, summary_line, valid_samples
 from .data.shapes import ShapesConfig
 from .data.shapes3d import Shapes3DConfig
 from .data.shapes_pose import ShapesPoseConfig
+from .errors import CenterNetError
 
 # The built-in datasets' settings classes, by name.
 BUILTIN_CONFIGS = {"shapes": ShapesConfig, "shapes_pose": ShapesPoseConfig, "shapes3d": Shapes3DConfig}
@@ -17,6 +22,40 @@ BUILTIN_CONFIGS = {"shapes": ShapesConfig, "shapes_pose": ShapesPoseConfig, "sha
 def builtin_config(data: str, settings: dict):
     """The settings dataclass of a built-in dataset ('shapes', 'shapes_pose', 'shapes3d') from its dict."""
     return BUILTIN_CONFIGS.get(data, ShapesConfig)(**settings)
+
+
+# What a run's args.yaml holds (written by training), and so what `centernet train --config` reads.
+RUN_KEYS = ("model", "task", "task_options", "data", "data_format", "train_split", "val_split", "shapes_config", "train")
+
+
+def read_run_config(path: str | Path) -> dict:
+    """A run's settings from its ``args.yaml`` (or any YAML of the same keys, all optional): the keys of
+    :data:`RUN_KEYS`, ``train`` a mapping of :class:`~centernet.config.TrainConfig` settings (lists as tuples).
+    A file that cannot be read, is not a mapping, or has a key not known here is a one-line error naming it."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise CenterNetError(f"{path}: cannot read the run settings ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise CenterNetError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise CenterNetError(f"{path}: expected a mapping of run settings, got {type(config).__name__}")
+    for key in config:
+        if key not in RUN_KEYS:
+            raise CenterNetError(f"{path}: unknown key {key!r}; expected some of {', '.join(RUN_KEYS)}")
+    for key in ("train", "task_options", "shapes_config"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise CenterNetError(f"{path}: {key} must be a mapping, got {type(config[key]).__name__}")
+    names = {f.name for f in fields(TrainConfig)}
+    train = dict(config.get("train") or {})
+    for key, value in train.items():
+        if key not in names:
+            raise CenterNetError(f"{path}: unknown training setting {key!r} under train")
+        if isinstance(value, list):
+            train[key] = tuple(value)
+    return {**config, "train": train}
 
 
 # Where a run keeps the images of a held-out validation split: (training images, validation images).

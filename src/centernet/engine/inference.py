@@ -32,6 +32,7 @@ from ..data.transforms import (
 from ..errors import CenterNetError
 from ..eval.coco import coco_results_from_predictions
 from ..eval.voc import voc_ap
+from ..models.crops import decode_with_objects
 from ..progress import progress_bar
 from ..tasks.base import ImageMeta, Task
 from .precision import autocast, memory_format
@@ -45,6 +46,8 @@ class InferenceSettings:
     precision: str = "fp32"         # a resolved precision: 'bf16' or 'fp32'
     device: str = "cpu"
     keep_resolution: bool = False   # no resize: padded to multiples of pad_multiple (input_size unused)
+    input_height: int = 0           # with keep_resolution: each image first scaled to fit input_size x input_height,
+                                    # as a rectangular training input letterboxed it (0: its own resolution)
     pad_style: str = "corner"       # keep_resolution canvas: 'corner' (top-left) or 'original' (centred, the original's)
     pad_multiple: int = 32          # the model's size divisor (128 for Hourglass)
     flip: bool = False              # test-time flip: average with the mirrored image's heatmap and size
@@ -61,7 +64,9 @@ def input_matrix(
     ``(int(width * scale), int(height * scale))`` first, as the original does.
     """
     if settings.keep_resolution:
-        new_w, new_h = max(1, int(width * scale)), max(1, int(height * scale))
+        if settings.input_height:  # the scale training saw the image at
+            scale = scale * min(settings.input_size / width, settings.input_height / height)
+        new_w, new_h = max(1, int(width * scale + 1e-6)), max(1, int(height * scale + 1e-6))
         canvas, place = keep_resolution_canvas(new_w, new_h, settings.pad_multiple, settings.pad_style)
         resize = np.array([[new_w / width, 0.0, 0.0], [0.0, new_h / height, 0.0]])
         return canvas, compose(place, resize)
@@ -88,7 +93,7 @@ def place_images(
     placed = []
     for image in images_rgb:
         (cw, ch), to_input = input_matrix(image.shape[1], image.shape[0], settings, scale)
-        if settings.keep_resolution and scale == 1.0:  # a whole-pixel shift: no resampling
+        if settings.keep_resolution and np.array_equal(to_input[:, :2], np.eye(2)):  # a whole-pixel shift: no resampling
             placed.append(pad_image(image, (cw, ch), (int(to_input[0, 2]), int(to_input[1, 2]))))
         else:
             placed.append(warp_image(image, to_input, (cw, ch)))
@@ -159,7 +164,8 @@ class TorchBackend:
         outputs = run_model(self.model, flip_images(batch) if settings.flip else batch, settings)
         if settings.flip:
             outputs = self.task.flip_merge(outputs)
-        return self.task.decode_maps(outputs, settings.max_detections), outputs
+        dets = self.task.decode_maps(outputs, settings.max_detections)
+        return decode_with_objects(self.model, self.task, batch.to(settings.device), dets), outputs
 
 
 def as_backend(model: torch.nn.Module | NetworkBackend, task: Task, normalize: Normalize) -> NetworkBackend:

@@ -88,6 +88,11 @@ def import_onnxruntime():
     return onnxruntime
 
 
+def onnxruntime_has_gpu() -> bool:
+    """Whether the installed onnxruntime can run on a CUDA GPU."""
+    return "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
+
+
 def _providers(ort, device: str) -> list[str]:
     if device == "cpu":
         return ["CPUExecutionProvider"]

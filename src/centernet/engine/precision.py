@@ -85,6 +85,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type != "cpu":  # Apple's GPU: float32, which every op there runs
+        return "fp32"
     speedup = cpu_bf16_speedup()
     return "bf16" if speedup is not None and speedup >= BF16_MIN_SPEEDUP else "fp32"
 

@@ -29,9 +29,11 @@ from ..data.dataset import DetectionDataset, Normalize, SizedBatches
 from ..data.samples import DatasetSplit
 from ..data.transforms import AugmentConfig
 from ..eval.coco import format_per_class_table, metrics_to_jsonable
+from ..models.crops import with_object_outputs
 from ..progress import progress_bar
 from ..visualize import plot_training_curves
 from .checkpoint import save_checkpoint
+from .device import resolve_device
 from .distributed import all_finite, barrier, broadcast_flags, broadcast_value, init_distributed
 from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
@@ -140,7 +142,8 @@ class Trainer:
         and in the checkpoints, so the run can be repeated or resumed."""
         self.cfg = cfg.validate()
         self.run = dict(run or {})
-        self.dist = init_distributed(cfg.device)
+        resolved_device = resolve_device(cfg.device)
+        self.dist = init_distributed(resolved_device)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         self.task, self.info, self.progress = task, info, progress
@@ -149,7 +152,7 @@ class Trainer:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.to_dict().items()}
         if self.dist.is_main:
             (self.out_dir / "args.yaml").write_text(yaml.safe_dump({**self.run, "train": settings}, sort_keys=False))
-        device = cfg.device
+        device = resolved_device
         if self.dist.enabled and device == "cuda":
             device = f"cuda:{self.dist.local_rank}"  # one GPU per process
         self.device = torch.device(device)
@@ -364,7 +367,7 @@ class Trainer:
         images = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         targets = {k: v.to(self.device, non_blocking=True) for k, v in batch["targets"].items()}
         with autocast(self.device, self.precision):
-            outputs = self.forward(images)
+            outputs = with_object_outputs(self.model, self.task, images, self.forward(images), targets)
         losses = self.task.loss(outputs, targets)  # computed in float32
         loss = losses["loss"]
         if not all_finite(loss, self.dist):  # every process skips together, or DDP's all-reduce would hang
@@ -384,9 +387,11 @@ class Trainer:
 
     # ------------------------------------------------------------ validation
     def _validate(self, epoch: int) -> dict:
-        # A rectangular training input (wide images) is validated at each image's own resolution.
+        # A rectangular training input (wide images) is validated at the scale training saw each image at, unpadded
+        # to a square.
         settings = InferenceSettings(
-            self.cfg.input_size, 100, self.precision, str(self.device), keep_resolution=bool(self.cfg.input_height)
+            self.cfg.input_size, 100, self.precision, str(self.device), keep_resolution=bool(self.cfg.input_height),
+            input_height=self.cfg.input_height or 0,
         )
         metrics, _ = evaluate_split(
             self.eval_model, self.task, self.val_split, settings, self.normalize,
@@ -428,6 +433,7 @@ class Trainer:
             "category_ids": list(self.info.category_ids),
             "input_size": self.cfg.input_size,
             "keep_resolution": bool(self.cfg.input_height),  # the default of val and predict
+            "input_height": self.cfg.input_height or 0,
             "mean": list(self.info.mean),
             "std": list(self.info.std),
             "epoch": epoch,

@@ -94,6 +94,20 @@ class Task(ABC):
         """Output biases of new heads beyond the heatmap's prior (none by default)."""
         return {}
 
+    def object_head(self) -> torch.nn.Module | None:
+        """A network run on each object's image crop (``models/crops.py``), kept by the model as ``object_head``;
+        None (the default) for a task whose heads are all maps. A task with one also writes the two below."""
+        return None
+
+    def object_boxes(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, M, 4) the labelled objects' boxes in output pixels, in target slot order: where training runs the
+        object head (its outputs reach :meth:`stack_loss` as ``outputs["objects"]`` (B, M, D))."""
+        raise NotImplementedError(f"task {self.name!r} has no object head")
+
+    def decode_objects(self, dets: dict[str, torch.Tensor], objects: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Detections from :meth:`decode_maps` completed by the object head's outputs (B, K, D) at their boxes."""
+        raise NotImplementedError(f"task {self.name!r} has no object head")
+
     @classmethod
     def train_defaults(cls) -> dict[str, Any]:
         """Training settings this task needs unless the user sets them (TrainConfig names)."""

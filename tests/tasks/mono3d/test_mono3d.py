@@ -15,9 +15,10 @@ from centernet.tasks import ImageMeta
 
 import centernet
 from centernet.data.kitti import read_label_file, write_label_file
+from centernet.models.crops import CropNet, crop_objects
 from centernet.ops.camera import box_corners_batched
 from centernet.tasks.mono3d.decode import (
-    decode_alpha, depth_from_logits, detections_to_kitti, fit_rotation_y, project_to_image, unproject_to_camera,
+    alpha_from_crop_values, decode_alpha, depth_from_logits, detections_to_kitti, fit_rotation_y, project_to_image, unproject_to_camera,
     wrap_angle,
 )
 from centernet.errors import CenterNetError
@@ -590,3 +591,60 @@ def test_corners_loss_and_export_columns():
     assert columns.shape[-1] == len(names) == 7 + 16 and names[7] == "corner0_x"
     read = task.read_export_columns(columns, stride=4)
     torch.testing.assert_close(read["corners"], dets["corners"])
+
+
+# ---------------------------------------------------------------- heading from object crops
+
+
+def test_crops_are_the_square_around_each_box_by_hand():
+    images = torch.zeros(1, 3, 40, 60)
+    images[0, :, 10:20, 30:50] = 1.0  # a 20 x 10 box
+    crops = crop_objects(images, torch.tensor([[[30.0, 10.0, 50.0, 20.0], [0.0, 0.0, 4.0, 4.0]]]), size=8, margin=1.0)
+    assert crops.shape == (2, 3, 8, 8)
+    expected = torch.zeros(8, 8)
+    expected[2:6] = 1.0  # side 20 -> 8 pixels: the box's 10 rows are the middle 4
+    torch.testing.assert_close(crops[0, 0], expected)
+    assert crops[1].abs().max() == 0  # a box on empty image
+    # Outside the image is zero: a box at the corner keeps the image's quarter only.
+    corner = crop_objects(torch.ones(1, 3, 16, 16), torch.tensor([[[-4.0, -4.0, 4.0, 4.0]]]), size=4, margin=1.0)
+    torch.testing.assert_close(corner[0, 0], torch.tensor([[0.0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]))
+
+
+def test_alpha_from_crop_values_round_trips_every_angle():
+    alpha = torch.cat([torch.linspace(-math.pi, math.pi, 361)[:-1], torch.tensor([math.pi / 2, -math.pi / 2, 0.0])])
+    values = torch.stack([alpha.cos(), alpha.sin(), (2 * alpha).cos(), (2 * alpha).sin()], dim=-1)
+    assert angle_error(alpha_from_crop_values(values).numpy(), alpha.numpy()).max() < 1e-5
+    # A direction a little off still takes the axis' side: the axis decides the angle, the direction only its sign.
+    off = values.clone()
+    off[:, :2] = torch.stack([(alpha + 1.0).cos(), (alpha + 1.0).sin()], dim=-1)
+    assert angle_error(alpha_from_crop_values(off).numpy(), alpha.numpy()).max() < 1e-5
+
+
+def test_crop_orientation_task_targets_loss_and_decode():
+    task = Mono3DTask(num_classes=3, orientation="crop")
+    assert "orientation" not in task.heads() and isinstance(task.object_head(), CropNet)
+    head = task.object_head()
+    images, boxes = torch.rand(2, 3, 64, 96), torch.tensor([[[4.0, 4.0, 30.0, 20.0]] * 3] * 2)
+    exact = head.eval()(images, boxes)
+    assert exact.shape == (2, 3, 4) and torch.allclose(exact[:, 0], exact[:, 1])  # the same box, the same crop
+    jittered = head.train()(images, boxes)  # training jitters each box on its own
+    assert jittered.shape == (2, 3, 4) and not torch.allclose(jittered[:, 0], jittered[:, 1])
+    objects3d = objects3d_of(SCENE)
+    targets = task.encoder()(image_boxes(objects3d) / STRIDE, LABELS, objects3d, OUT_HW)
+    n = len(SCENE)
+    np.testing.assert_allclose(targets["alpha"][:n, 0], objects3d[:, 7], atol=1e-6)
+    np.testing.assert_allclose(targets["object_boxes"][:n], image_boxes(objects3d) / STRIDE, atol=1e-4)
+    assert "orientation_bin" not in targets and not targets["object_boxes"][n:].any()
+    batch = collate([targets])
+    boxes = task.object_boxes(batch)
+    assert boxes.shape == (1, n, 4)  # the empty slots left out
+    alpha = torch.from_numpy(objects3d[:, 7]).float()[None]
+    perfect = torch.stack([alpha.cos(), alpha.sin(), (2 * alpha).cos(), (2 * alpha).sin()], dim=-1)  # (1, N, 4)
+    outputs = perfect_outputs({**targets, "orientation_bin": np.zeros((50, 2), np.int64),
+                               "orientation_residual": np.zeros((50, 2), np.float32)})
+    del outputs["orientation"]
+    assert float(task.loss({**outputs, "objects": perfect}, batch)["orientation_loss"]) < 1e-6
+    wrong = float(task.loss({**outputs, "objects": -perfect}, batch)["orientation_loss"])
+    assert wrong == pytest.approx(task.weights.orientation * 8, rel=1e-4)  # (2 x value)^2 summed: 4 (1 + 1)
+    dets = task.decode_objects(task.decode_maps(outputs, k=20), torch.zeros(1, 20, 4))
+    assert dets["alpha"].shape == (1, 20)

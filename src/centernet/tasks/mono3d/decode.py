@@ -42,6 +42,7 @@ from ..detection.decode import boxes_at_peaks
 from .targets import BIN_CENTRES, NUM_BINS
 
 __all__ = [
+    "alpha_from_crop_values",
     "alpha_to_rotation_y",
     "decode_alpha",
     "decode_mono3d",
@@ -82,6 +83,16 @@ def decode_alpha(orientation: torch.Tensor) -> torch.Tensor:
     alpha0 = torch.atan2(orientation[..., 2], orientation[..., 3]) + BIN_CENTRES[0]
     alpha1 = torch.atan2(orientation[..., 6], orientation[..., 7]) + BIN_CENTRES[1]
     return wrap_angle(torch.where(orientation[..., 1] > orientation[..., 5], alpha0, alpha1))
+
+
+def alpha_from_crop_values(values: torch.Tensor) -> torch.Tensor:
+    """Observation angles (...,) in [-pi, pi) from the object head's (..., 4): cos and sin of alpha (the direction),
+    cos and sin of 2 alpha (the axis). The axis, ``atan2(sin 2a, cos 2a) / 2``, turned by pi where the direction
+    points the other way: the axis is what a bird's-eye box needs and is learnt first."""
+    values = values.float()
+    direction = torch.atan2(values[..., 1], values[..., 0])
+    axis = 0.5 * torch.atan2(values[..., 3], values[..., 2])
+    return wrap_angle(torch.where(torch.cos(direction - axis) < 0, axis + math.pi, axis))
 
 
 def project_to_image(points: torch.Tensor, calib: torch.Tensor) -> torch.Tensor:
@@ -147,7 +158,10 @@ def decode_mono3d(outputs: dict[str, torch.Tensor], k: int = 100, fixed_k: bool 
     depth_maps = gather_at_index(outputs["depth"].float(), pixel)  # (B, K, 1), or (B, K, 2) with an uncertainty
     depth = depth_from_logits(depth_maps[..., 0])  # (B, K)
     dimensions = gather_at_index(outputs["dimensions"].float(), pixel)  # (B, K, 3)
-    alpha = decode_alpha(gather_at_index(outputs["orientation"], pixel))  # (B, K)
+    if "orientation" in outputs:
+        alpha = decode_alpha(gather_at_index(outputs["orientation"], pixel))  # (B, K)
+    else:  # orientation="crop": the object head's, filled in by alpha_from_crop_values
+        alpha = torch.zeros_like(depth)
     dets = {"boxes": boxes, "scores": scores, "labels": labels, "centres": centres, "depth": depth,
             "dimensions": dimensions, "alpha": alpha}
     if "corners" in outputs:  # the 8 projected corners: the centre point plus their offsets

@@ -45,9 +45,12 @@ CENTRE_MODES = ("box", "projected")
 BIN_CENTRES: tuple[float, float] = (-0.5 * math.pi, 0.5 * math.pi)
 # The orientation's forms: the original's two overlapping bins (8 channels), or MonoDLE's 12 bins of 30 degrees,
 # classified, each with its residual (24 channels): a classification that rewards knowing roughly where alpha is.
-ORIENTATIONS = ("two_bins", "multibin")
+# "crop": no map head; a small network on each object's image crop (models/crops.py) gives the axis and the
+# direction (CROP_ORIENTATION_VALUES), trained on ``alpha`` (M, 1) at ``object_boxes`` (M, 4).
+ORIENTATIONS = ("two_bins", "multibin", "crop")
 NUM_BINS = 12
-ORIENTATION_CHANNELS = {"two_bins": 8, "multibin": 2 * NUM_BINS}
+ORIENTATION_CHANNELS = {"two_bins": 8, "multibin": 2 * NUM_BINS, "crop": 0}
+CROP_ORIENTATION_VALUES = 4  # cos alpha, sin alpha (the direction), cos 2 alpha, sin 2 alpha (the axis)
 
 
 def encode_alpha_multibin(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +160,9 @@ class Mono3DTargetEncoder:
                 mark_ignored(targets["heatmap"], np.zeros(output_size, np.float32), ignore_boxes, ignore_labels)
         if self.with_radius:
             targets["peak_radius"] = self.radii(boxes[kept])
+        if self.orientation == "crop":  # where the object head looks, in slot order
+            targets["object_boxes"] = np.zeros((self.max_objects, 4), np.float32)
+            targets["object_boxes"][: len(kept)] = boxes[kept]
         if self.with_corners:
             if corners is None or np.asarray(corners).size != n * 16:
                 raise ValueError(f"Mono3DTargetEncoder: with_corners needs `corners` ({n}, 8, 2), got "
@@ -210,15 +216,20 @@ class Mono3DTargetEncoder:
 
     def encode_3d(self, objects3d: np.ndarray) -> dict[str, np.ndarray]:
         """``depth`` (M, 1) z, ``dimensions`` (M, 3) h w l, ``orientation_bin`` and ``orientation_residual`` (M, 2)
-        (two bins) or (M, 1) (multibin) of the kept objects (P, 8), slot p being object p; empty slots are 0."""
+        (two bins) or (M, 1) (multibin), or ``alpha`` (M, 1) (crop), of the kept objects (P, 8), slot p being
+        object p; empty slots are 0."""
         m, p = self.max_objects, len(objects3d)
         depth = np.zeros((m, 1), np.float32)
         dimensions = np.zeros((m, 3), np.float32)
+        depth[:p, 0] = objects3d[:, 5]
+        dimensions[:p] = objects3d[:, 0:3]
+        if self.orientation == "crop":
+            alpha = np.zeros((m, 1), np.float32)
+            alpha[:p, 0] = objects3d[:, 7]
+            return {"depth": depth, "dimensions": dimensions, "alpha": alpha}
         columns = 2 if self.orientation == "two_bins" else 1
         orientation_bin = np.zeros((m, columns), np.int64)
         orientation_residual = np.zeros((m, columns), np.float32)
-        depth[:p, 0] = objects3d[:, 5]
-        dimensions[:p] = objects3d[:, 0:3]
         encode = encode_alpha if self.orientation == "two_bins" else encode_alpha_multibin
         bins, residuals = encode(objects3d[:, 7])
         orientation_bin[:p], orientation_residual[:p] = bins.reshape(p, columns), residuals.reshape(p, columns)

@@ -123,3 +123,13 @@ def test_api_errors(tmp_path):
         model.predict(broken)
     with pytest.raises(CenterNetError, match="input_size=100"):
         model.predict(np.zeros((10, 10, 3), np.uint8), input_size=100)
+
+
+def test_a_run_folder_shows_its_first_training_batches(trained_run):
+    out = trained_run["out"]
+    assert sorted(p.name for p in out.glob("train_batch*.jpg")) == ["train_batch0.jpg", "train_batch1.jpg",
+                                                                    "train_batch2.jpg"]
+    import cv2
+
+    picture = cv2.imread(str(out / "train_batch0.jpg"))
+    assert picture is not None and picture.shape[1] == 4 * 64  # four 64 px images across

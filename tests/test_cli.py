@@ -268,10 +268,11 @@ def test_train_config_replays_a_run_and_flags_override_it(tmp_path, capsys):
 
     settings = {"model": "resnet18", "data": "shapes", "shapes_config": asdict(TINY_SHAPES),
                 "train": {"epochs": 1, "batch_size": 4, "input_size": 64, "workers": 0, "lr": 2e-4, "ema": False,
-                          "lr_steps": [0.5, 0.8], "device": "cpu"}}
+                          "lr_steps": [0.5, 0.8], "device": "cpu", "plots": False}}
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(settings))
     assert main(["train", "--config", str(tmp_path / "mine.yaml"), "--out", str(tmp_path / "first")]) == 0
     first = yaml.safe_load((tmp_path / "first" / "args.yaml").read_text())
+    assert not list((tmp_path / "first").glob("train_batch*.jpg"))  # plots: false
     assert first["shapes_config"] == asdict(TINY_SHAPES) and first["task"] == "detect"
     for name, value in settings["train"].items():
         assert first["train"][name] == value, name

@@ -89,3 +89,31 @@ def test_save_image_round_trip(tmp_path: Path) -> None:
     path = save_image(tmp_path / "sub" / "img.png", image)
     back = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     assert np.array_equal(back, image)
+
+
+def test_training_batch_grid_draws_each_image_its_heatmap_and_boxes():
+    """Dense and sparse targets give the same picture; the boxes sit where the targets put them."""
+    import torch
+
+    from centernet.data.shapes import ShapesConfig
+    from centernet.tasks import DetectionTask
+    from centernet.visualize import training_batch_grid
+
+    task = DetectionTask(num_classes=2)
+    encoder = task.encoder()
+    boxes = np.array([[8.0, 4.0, 24.0, 12.0]])  # output pixels (stride 4): 64 x 32 input pixels at (32, 16)
+    sparse = encoder(boxes=boxes, labels=np.array([1]), output_size=(16, 32))
+    from centernet.ops.sparse import dense_targets
+
+    dense = dense_targets(sparse, 2, (16, 32))
+    images = torch.zeros(5, 3, 64, 128)  # normalised 0: the mean colour
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    batches = [{k: torch.as_tensor(v)[None].expand(5, *np.shape(v)) for k, v in t.items()} for t in (sparse, dense)]
+    grids = [training_batch_grid(images, b, mean, std, ["a", "b"]) for b in batches]
+    assert grids[0].shape == (2 * 64, 4 * 128, 3)  # 5 images: two rows of 4, the last three tiles empty
+    np.testing.assert_array_equal(grids[0], grids[1])
+    tile = grids[0][:64, :128].astype(int)
+    # De-normalised grey (128) under the heatmap's colour for 0 (JET's dark blue, 0 0 128) at weight 0.4.
+    assert np.abs(tile[0, 0] - [77, 77, 128]).max() <= 2
+    assert (np.abs(tile[16, 32:96] - tile[0, 0]).sum(-1) > 60).mean() > 0.8  # the box's top edge, 64 px wide at y 16
+    assert not grids[0][64:, 128:].any()  # empty tiles stay black

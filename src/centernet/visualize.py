@@ -15,6 +15,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from centernet.errors import CenterNetError
 
@@ -288,3 +289,54 @@ def save_image(path: str | Path, image_rgb: np.ndarray) -> Path:
     if not ok:
         raise CenterNetError(f"save_image: cannot write {path}, expected a writable path with an image extension")
     return path
+
+
+def training_batch_grid(
+    images: torch.Tensor,              # (B, 3, H, W) normalised, as the model sees them
+    targets: dict[str, torch.Tensor],  # the batch's targets: index, size, offset, mask (B, M); dense or sparse heatmap
+    mean: Sequence[float],
+    std: Sequence[float],
+    class_names: Sequence[str],
+    stride: int = 4,
+    max_images: int = 16,
+    max_width: int = 1600,
+) -> np.ndarray:
+    """A grid (rows of 4) of the first ``max_images`` training images after augmentation, de-normalised, with the
+    target heatmap blended over each and each object's box as the targets encode it (``peak + offset`` and
+    ``size``, at the output stride): what the model is asked to learn. Targets without a heatmap or boxes (a task of
+    another kind) leave those out. (H', W', 3) uint8 RGB."""
+    count = min(len(images), max_images)
+    pixels = images[:count].detach().float().cpu() * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    pixels = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (n, H, W, 3)
+    out_h, out_w = images.shape[2] // stride, images.shape[3] // stride
+    heatmaps = None
+    if "heatmap" in targets:
+        heatmaps = targets["heatmap"].float().cpu()
+    elif {"index", "mask", "peak_class", "peak_radius"} <= set(targets):  # sparse: drawn as the dense encoder would
+        from .ops.sparse import render_heatmap
+
+        heatmaps = render_heatmap({k: v.cpu() for k, v in targets.items()}, len(class_names), (out_h, out_w))[0]
+    has_boxes = heatmaps is not None and {"index", "size", "offset", "mask"} <= set(targets)
+    tiles = []
+    for n in range(count):
+        tile = pixels[n] if heatmaps is None else heatmap_overlay(pixels[n], heatmaps[n], alpha=0.4)
+        if not has_boxes:  # a task whose targets are not boxes: the images and heatmap only
+            tiles.append(tile)
+            continue
+        mask = targets["mask"][n].cpu() > 0
+        index = targets["index"][n].cpu()[mask]
+        centre = torch.stack([index % out_w, index // out_w], dim=-1).float() + targets["offset"][n].cpu()[mask].float()
+        size = targets["size"][n].cpu()[mask].float()
+        boxes = torch.cat([centre - size / 2, centre + size / 2], dim=-1) * stride  # (P, 4) input pixels
+        labels = heatmaps[n].flatten(1)[:, index].argmax(0) if len(index) else torch.zeros(0)
+        tiles.append(draw_boxes(tile, boxes.numpy(), labels.numpy().astype(np.int64), class_names=class_names))
+    columns = min(4, count)
+    height, width = tiles[0].shape[:2]
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[r : r + columns], axis=1) for r in range(0, len(tiles), columns)]
+    grid = np.concatenate(rows, axis=0)
+    if grid.shape[1] > max_width:
+        scale = max_width / grid.shape[1]
+        grid = cv2.resize(grid, (max_width, max(1, round(grid.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    return grid

@@ -31,9 +31,10 @@ from ..data.transforms import AugmentConfig
 from ..eval.coco import format_per_class_table, metrics_to_jsonable
 from ..models.crops import with_object_outputs
 from ..progress import progress_bar
-from ..visualize import plot_training_curves
+from ..visualize import plot_training_curves, save_image, training_batch_grid
 from .checkpoint import save_checkpoint
 from .device import resolve_device
+from .summary import data_summary, model_summary
 from .distributed import all_finite, barrier, broadcast_flags, broadcast_value, init_distributed
 from .ema import ModelEMA
 from .inference import InferenceSettings, evaluate_split
@@ -56,6 +57,10 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# The first training batches drawn to the run folder, as the model sees them (TrainConfig.plots).
+TRAIN_BATCH_PICTURES = 3
 
 
 @dataclass
@@ -216,6 +221,11 @@ class Trainer:
         cfg = self.cfg
         sampler, batches, loader = self._loader()
         total_steps = len(loader) * cfg.epochs
+        if self.dist.is_main and self.progress:  # the model's size and cost, and the data's, before the run's line
+            cfg = self.cfg
+            self._say("model " + model_summary(self.model, self.info.model_name, cfg.input_size,
+                                               cfg.input_height or cfg.input_size))
+            self._say("data " + data_summary(self.info.class_names, [s.labels for s in self.dataset.split.samples]))
         self._say(self._describe(len(loader)))
         if self.start_epoch > 1:
             self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")
@@ -292,6 +302,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = base_lr * lr_factor(progress, self.step, cfg)
             self._resize(batches, progress, epoch, self.step)  # for the batches drawn from now on
+            if cfg.plots and self.dist.is_main and self.step < TRAIN_BATCH_PICTURES:
+                save_image(self.out_dir / f"train_batch{self.step}.jpg", training_batch_grid(
+                    batch["image"], batch["targets"], self.info.mean, self.info.std, self.info.class_names))
             losses = self._train_step(batch)
             self.step += 1
             if not self._count_bad_step(losses is None, epoch):

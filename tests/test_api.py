@@ -125,7 +125,7 @@ def test_api_errors(tmp_path):
         model.predict(np.zeros((10, 10, 3), np.uint8), input_size=100)
 
 
-def test_a_run_folder_shows_its_first_training_batches(trained_run):
+def test_a_run_folder_shows_its_labels_and_first_training_batches(trained_run):
     out = trained_run["out"]
     assert sorted(p.name for p in out.glob("train_batch*.jpg")) == ["train_batch0.jpg", "train_batch1.jpg",
                                                                     "train_batch2.jpg"]
@@ -133,3 +133,5 @@ def test_a_run_folder_shows_its_first_training_batches(trained_run):
 
     picture = cv2.imread(str(out / "train_batch0.jpg"))
     assert picture is not None and picture.shape[1] == 4 * 64  # four 64 px images across
+    labels = cv2.imread(str(out / "labels.jpg"))
+    assert labels is not None and labels.shape[:2] == (336, 1040)  # 13 x 4.2 inches at 80 dpi

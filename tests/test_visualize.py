@@ -117,3 +117,15 @@ def test_training_batch_grid_draws_each_image_its_heatmap_and_boxes():
     assert np.abs(tile[0, 0] - [77, 77, 128]).max() <= 2
     assert (np.abs(tile[16, 32:96] - tile[0, 0]).sum(-1) > 60).mean() > 0.8  # the box's top edge, 64 px wide at y 16
     assert not grids[0][64:, 128:].any()  # empty tiles stay black
+
+
+def test_plot_labels_counts_every_class_and_scales_boxes_by_their_image(tmp_path):
+    from centernet.visualize import plot_labels
+
+    path = plot_labels(["a", "b", "c"], [np.array([0, 2]), np.array([2])],
+                       [np.array([[0, 0, 10, 20], [5, 5, 15, 15]]), np.array([[0, 0, 50, 50]])],
+                       [(100, 50), (200, 100)], tmp_path / "sub" / "labels.jpg")
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[:2] == (336, 1040)
+    # No image, no instance: still a picture (empty panels), not an error.
+    assert cv2.imread(str(plot_labels(["a"], [], [], [], tmp_path / "empty.jpg"))) is not None

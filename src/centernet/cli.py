@@ -80,7 +80,8 @@ TRAIN_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("color_aug", "--no-color-aug", "no brightness/contrast/saturation/PCA-lighting jitter"),
     ("flip", "--fliplr", "horizontal flip probability in training (3D: 0)"),
     ("ema", "--no-ema", "validate and save the raw weights, not their moving average"),
-    ("plots", "--no-plots", "no pictures of the first training batches (train_batch0-2.jpg) in the run folder"),
+    ("plots", "--no-plots", "no pictures of the labels (labels.jpg) and the first training batches "
+                            "(train_batch0-2.jpg) in the run folder"),
     ("ema_decay", "--ema-decay", "the moving average's final decay per step"),
     ("ema_tau", "--ema-tau", "steps over which the EMA decay ramps up"),
     ("seed", "--seed", "seeds the weights, shuffling and augmentation"),

@@ -340,3 +340,41 @@ def training_batch_grid(
         scale = max_width / grid.shape[1]
         grid = cv2.resize(grid, (max_width, max(1, round(grid.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     return grid
+
+
+def plot_labels(
+    class_names: Sequence[str],
+    labels: Sequence[np.ndarray],  # each image's (N,) class indices
+    boxes: Sequence[np.ndarray],   # each image's (N, 4) xyxy boxes, pixels
+    sizes: Sequence[tuple[int, int]],  # each image's (width, height)
+    out_jpg: str | Path,
+) -> Path:
+    """The training labels in three panels: instances per class; box width against height and box centres, both
+    as fractions of their image. Written as a JPEG; returns its path."""
+    from matplotlib.figure import Figure
+
+    names = list(class_names)
+    counts = np.bincount(np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels] or [np.zeros(0, np.int64)]),
+                         minlength=len(names))
+    scaled = [np.asarray(b, np.float64).reshape(-1, 4) / np.array([w, h, w, h], np.float64)
+              for b, (w, h) in zip(boxes, sizes)]
+    every = np.concatenate(scaled) if scaled else np.zeros((0, 4))
+    classes = np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels]) if labels else np.zeros(0, np.int64)
+    fig = Figure(figsize=(13, 4.2), dpi=80, layout="constrained")
+    ax_count, ax_size, ax_centre = fig.subplots(1, 3)
+    colours = [np.array(class_color(c)) / 255 for c in range(len(names))]
+    ax_count.bar(range(len(names)), counts, color=colours)
+    ax_count.set_xticks(range(len(names)), names, rotation=90 if len(names) > 8 else 0, fontsize="small")
+    ax_count.set_title(f"instances ({int(counts.sum())})")
+    for c in range(len(names)):
+        chosen = every[classes == c]
+        ax_size.scatter(chosen[:, 2] - chosen[:, 0], chosen[:, 3] - chosen[:, 1], s=4, alpha=0.5, color=colours[c])
+        ax_centre.scatter((chosen[:, 0] + chosen[:, 2]) / 2, (chosen[:, 1] + chosen[:, 3]) / 2, s=4, alpha=0.5,
+                          color=colours[c])
+    ax_size.set(title="box width and height", xlabel="width / image width", ylabel="height / image height",
+                xlim=(0, 1), ylim=(0, 1))
+    ax_centre.set(title="box centres", xlabel="x / image width", ylabel="y / image height", xlim=(0, 1), ylim=(1, 0))
+    out_jpg = Path(out_jpg)
+    out_jpg.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_jpg, format="jpg")
+    return out_jpg

@@ -31,7 +31,7 @@ from ..data.transforms import AugmentConfig
 from ..eval.coco import format_per_class_table, metrics_to_jsonable
 from ..models.crops import with_object_outputs
 from ..progress import progress_bar
-from ..visualize import plot_training_curves, save_image, training_batch_grid
+from ..visualize import plot_labels, plot_training_curves, save_image, training_batch_grid
 from .checkpoint import save_checkpoint
 from .device import resolve_device
 from .summary import data_summary, model_summary
@@ -227,6 +227,10 @@ class Trainer:
                                                cfg.input_height or cfg.input_size))
             self._say("data " + data_summary(self.info.class_names, [s.labels for s in self.dataset.split.samples]))
         self._say(self._describe(len(loader)))
+        if cfg.plots and self.dist.is_main and self.start_epoch == 1:
+            samples = self.dataset.split.samples
+            plot_labels(self.info.class_names, [s.labels for s in samples], [s.boxes for s in samples],
+                        [(s.width, s.height) for s in samples], self.out_dir / "labels.jpg")
         if self.start_epoch > 1:
             self._say(f"resuming after epoch {self.start_epoch - 1} (step {self.step})")
         start = time.perf_counter() - self.elapsed

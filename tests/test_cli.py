@@ -159,6 +159,13 @@ def test_demo_trains_the_shortcut_model_end_to_end(tmp_path, monkeypatch, capsys
     assert err == "centernet demo: error: batch_size=0 is out of range; expected >= 1"
 
 
+def run_tiny_demo(monkeypatch, task_class, recipe, out):
+    """`centernet demo --task NAME` with ``recipe`` (a task's demo recipe made tiny) in place of the task's own."""
+    monkeypatch.setattr(task_class, "demo", classmethod(lambda cls: recipe))
+    assert main(["demo", "--task", task_class.name, "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
+    return out
+
+
 def test_pose_demo_trains_its_recipe_and_reports_keypoint_ap(tmp_path, monkeypatch):
     """`centernet demo --task pose` on a tiny set: the demo's model, task options and schedule reach the checkpoint,
     and metrics.json carries OKS AP beside the box metrics."""
@@ -173,10 +180,8 @@ def test_pose_demo_trains_its_recipe_and_reports_keypoint_ap(tmp_path, monkeypat
             "resize_at": (0.5,)}
     data_config = replace(recipe.data_config(), image_size=64, num_train=8, num_val=2, num_joints=5)
     assert data_config.back_fraction == 0.0  # the demo's figures all face the viewer
-    monkeypatch.setattr(PoseTask, "demo", classmethod(lambda cls: replace(recipe, data_config=lambda: data_config,
-                                                                          train=tiny)))
-    out = tmp_path / "demo_pose"
-    assert main(["demo", "--task", "pose", "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
+    out = run_tiny_demo(monkeypatch, PoseTask, replace(recipe, data_config=lambda: data_config, train=tiny),
+                        tmp_path / "demo_pose")
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"kp_map", "kp_map50", "kp_map75", "map", "map50", "map75"} <= set(metrics)
     checkpoint = torch.load(out / "last.pt", weights_only=True)
@@ -246,10 +251,8 @@ def test_3d_demo_trains_its_recipe_with_the_crop_heading_and_reports_car_bev(tmp
     assert recipe.task_options["orientation"] == "crop"
     tiny = {**recipe.train, "input_size": 256, "input_height": 96, "batch_size": 4, "epochs": 2}
     data_config = replace(recipe.data_config(), width=256, height=96, num_train=8, num_val=2)
-    monkeypatch.setattr(Mono3DTask, "demo", classmethod(lambda cls: replace(recipe, data_config=lambda: data_config,
-                                                                            train=tiny)))
-    out = tmp_path / "demo_3d"
-    assert main(["demo", "--task", "3d", "--out", str(out), "--minutes", "5", "--workers", "0"]) == 0
+    out = run_tiny_demo(monkeypatch, Mono3DTask, replace(recipe, data_config=lambda: data_config, train=tiny),
+                        tmp_path / "demo_3d")
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"car_bev_ap50", "car_ap3d50", "bev_ap_moderate", "depth_error", "axis_error", "map50"} <= set(metrics)
     checkpoint = torch.load(out / "last.pt", weights_only=True)

@@ -354,8 +354,9 @@ def plot_labels(
     from matplotlib.figure import Figure
 
     names = list(class_names)
-    counts = np.bincount(np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels] or [np.zeros(0, np.int64)]),
-                         minlength=len(names))
+    from .data.samples import instances_per_class
+
+    counts = instances_per_class(labels, len(names))
     scaled = [np.asarray(b, np.float64).reshape(-1, 4) / np.array([w, h, w, h], np.float64)
               for b, (w, h) in zip(boxes, sizes)]
     every = np.concatenate(scaled) if scaled else np.zeros((0, 4))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ..progress import progress_bar
 from .images import ImageFileError, read_image_header, read_image_rgb
-from .samples import PROBLEM_KINDS, DatasetProblem, DatasetSplit, DetectionSample
+from .samples import PROBLEM_KINDS, DatasetProblem, DatasetSplit, DetectionSample, instances_per_class
 
 EXAMPLES_PER_KIND = 10
 
@@ -55,14 +55,14 @@ def check_split(
 
     ``max_pixels``: the image size limit (default :func:`centernet.data.images.max_image_pixels`).
     """
-    counts = Counter(int(label) for s in split.samples for label in s.labels.tolist())
-    kept = sum(counts.values())
+    counts = instances_per_class([s.labels for s in split.samples], split.num_classes)
+    kept = int(counts.sum())
     report = DatasetReport(
         source=split.source,
         images=len(split.samples),
         boxes=kept + split.dropped_boxes,
         kept_boxes=kept,
-        boxes_per_class={name: counts.get(i, 0) for i, name in enumerate(split.class_names)},
+        boxes_per_class={name: int(counts[i]) for i, name in enumerate(split.class_names)},
         background_images=sum(len(s.boxes) == 0 for s in split.samples),
         ignore_regions=sum(len(s.ignore_boxes) for s in split.samples),
         image_sizes=Counter((s.width, s.height) for s in split.samples),

@@ -297,3 +297,9 @@ def image_size(path: Path) -> tuple[int, int] | None:
     except ImageFileError:
         return None
     return header.width, header.height
+
+
+def instances_per_class(labels: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
+    """(C,) int64 how many objects of each class the images' (N,) labels hold."""
+    every = [np.asarray(l, np.int64).reshape(-1) for l in labels]
+    return np.bincount(np.concatenate(every) if every else np.zeros(0, np.int64), minlength=num_classes)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..data.samples import instances_per_class
+
 __all__ = ["count_flops", "data_summary", "model_summary"]
 
 
@@ -30,8 +32,7 @@ def model_summary(model: torch.nn.Module, name: str, width: int, height: int) ->
 def data_summary(class_names: list[str], labels: list[np.ndarray]) -> str:
     """``400 images, 1603 instances, 3 classes (Car 961, Pedestrian 402, Cyclist 240)``: labels is each image's
     (N,) class indices."""
-    counts = np.bincount(np.concatenate([np.asarray(l, np.int64).reshape(-1) for l in labels] or [np.zeros(0, np.int64)]),
-                         minlength=len(class_names))
+    counts = instances_per_class(labels, len(class_names))
     shown = ", ".join(f"{name} {int(n)}" for name, n in list(zip(class_names, counts))[:10])
     if len(class_names) > 10:
         shown += ", ..."

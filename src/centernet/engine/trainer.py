@@ -222,7 +222,6 @@ class Trainer:
         sampler, batches, loader = self._loader()
         total_steps = len(loader) * cfg.epochs
         if self.dist.is_main and self.progress:  # the model's size and cost, and the data's, before the run's line
-            cfg = self.cfg
             self._say("model " + model_summary(self.model, self.info.model_name, cfg.input_size,
                                                cfg.input_height or cfg.input_size))
             self._say("data " + data_summary(self.info.class_names, [s.labels for s in self.dataset.split.samples]))

@@ -28,7 +28,7 @@ from .data.dataset import COCO_MEAN_RGB, COCO_STD_RGB, Normalize, read_image_rgb
 from .data.images import ImageFileError
 from .engine.checkpoint import load_checkpoint, save_safetensors
 from .engine.device import resolve_device
-from .engine.inference import InferenceSettings, detect, evaluate_split
+from .engine.inference import InferenceSettings, detect, evaluate_split, speed_line
 from .engine.precision import resolve_precision
 from .engine.trainer import ModelInfo, Trainer, seed_everything
 from .errors import CenterNetError
@@ -275,8 +275,11 @@ class CenterNet:
         scales: tuple[float, ...] | list[float] = (1.0,),
         voc07: bool = False,
         data_format: str | None = None,
+        plots: bool = True,
     ) -> dict:
-        """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there.
+        """COCO box metrics on a split; with ``out``, writes metrics.json and predictions.json there, and with
+        ``plots`` the validation pictures (val_batch0_labels/pred.jpg, PR_curve.png, F1_curve.png,
+        confusion_matrix.png and the task's own). ``speed_ms``: the time per image of each stage.
 
         ``voc07``: also PASCAL VOC2007's 11-point mAP at IoU 0.5 (``map50_voc07``, ``per_class_voc07``),
         difficult objects (every ignore region) neither true nor false positives, as the VOC devkit.
@@ -303,12 +306,14 @@ class CenterNet:
                     f"dataset {str(data)!r} has {split_data.num_classes} classes but the model has {len(self.class_names)}"
                 )
         settings = self._settings(input_size, precision, keep_resolution, flip, scales)
+        plots_dir = Path(out) if out is not None and plots else None
         metrics, results = evaluate_split(
             self.model, self.task, split_data, settings, Normalize(self.mean, self.std), batch_size, workers, progress,
-            voc07,
+            voc07, plots_dir,
         )
         summary = {k: metrics[k] for k in self.task.headline}
         summary |= {k: v for k, v in metrics.items() if isinstance(v, dict) or k == "map50_voc07"}  # the tables
+        summary["speed_ms"] = metrics["speed"].per_image_ms()
         if out is not None:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)
@@ -322,7 +327,8 @@ class CenterNet:
         by_iou = "\nAP by IoU  " + "  ".join(f"{t[1:]} {ap:.3f}" for t, ap in by_iou.items()) if by_iou else ""
         table = ("\n" + format_per_class_table(metrics["per_class"], metrics["per_class50"])
                  if "per_class" in metrics else "")
-        return self.task.metrics_line(metrics) + by_iou + table
+        speed = "\n" + speed_line(metrics["speed_ms"]) if "speed_ms" in metrics else ""
+        return self.task.metrics_line(metrics) + by_iou + table + speed
 
     # --------------------------------------------------------------- predict
     @torch.no_grad()

@@ -80,8 +80,8 @@ TRAIN_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("color_aug", "--no-color-aug", "no brightness/contrast/saturation/PCA-lighting jitter"),
     ("flip", "--fliplr", "horizontal flip probability in training (3D: 0)"),
     ("ema", "--no-ema", "validate and save the raw weights, not their moving average"),
-    ("plots", "--no-plots", "no pictures of the labels (labels.jpg) and the first training batches "
-                            "(train_batch0-2.jpg) in the run folder"),
+    ("plots", "--no-plots", "no pictures in the run folder (labels, the first training batches, the last "
+                            "validation's predictions, PR and F1 curves, confusion matrix)"),
     ("ema_decay", "--ema-decay", "the moving average's final decay per step"),
     ("ema_tau", "--ema-tau", "steps over which the EMA decay ramps up"),
     ("seed", "--seed", "seeds the weights, shuffling and augmentation"),
@@ -170,7 +170,8 @@ def _add_demo_parser(sub) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo_pose, runs/demo_3d)")
     _add_device_arg(p)
     _add_task_option_args(p, " (the demo's own: see its recipe, e.g. giou for detect)")
-    p.add_argument("--minutes", type=float, default=DEMO_SCHEDULE["time_limit"], help="training time budget")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="training time budget (default: the task's demo, 7.5 minutes; 3d 8)")
     p.add_argument("--model", default=None,
                    help="architecture (default: the task's demo model, resnet18_shortcut)")
     p.add_argument("--workers", type=int, default=DEMO_SCHEDULE["workers"])
@@ -222,6 +223,8 @@ def _add_val_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--voc07", action="store_true",
                    help="also PASCAL VOC2007 11-point mAP at IoU 0.5 (difficult / ignored boxes neither TP nor FP)")
+    p.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="no pictures in --out (val_batch0_labels/pred.jpg, PR and F1 curves, confusion matrix)")
 
 
 def _add_predict_parser(sub) -> None:
@@ -347,7 +350,8 @@ def cmd_val(args) -> int:
     print(f"device {describe_device(model.device)}")
     metrics = model.val(args.data, split=args.split, out=args.out, input_size=args.input_size,
                         batch_size=args.batch_size, precision=args.precision, keep_resolution=args.keep_resolution,
-                        flip=args.flip, scales=args.scales, voc07=args.voc07, data_format=args.data_format)
+                        flip=args.flip, scales=args.scales, voc07=args.voc07, data_format=args.data_format,
+                        plots=args.plots)
     print(model.format_metrics(metrics))
     if args.voc07:
         per_class = ", ".join(f"{name} {ap:.3f}" for name, ap in metrics["per_class_voc07"].items())
@@ -437,7 +441,9 @@ def cmd_demo(args) -> int:
     data, data_config = recipe.data, recipe.data_config()
     task_options = _task_options(args, recipe.task_options)
     model = CenterNet(args.model or recipe.model, task=args.task, task_options=task_options, device=args.device)
-    settings = {**recipe.train, "time_limit": args.minutes, "workers": args.workers}
+    settings = {**recipe.train, "workers": args.workers}
+    if args.minutes is not None:
+        settings["time_limit"] = args.minutes
     settings.update(demo_batch_settings(settings, args.batch_size, args.lr, args.warmup_iters))
     if args.input_size is not None:
         settings["input_size"] = args.input_size

@@ -60,7 +60,7 @@ class TrainConfig:
     sync_bn: bool = False            # SyncBatchNorm across processes under torchrun (GPUs only)
     freeze_bn: bool = False          # BatchNorm in eval mode while training (fine-tuning with small batches)
     device: str = "auto"             # 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:N' or 'mps'
-    plots: bool = True               # pictures in the run folder: labels.jpg, the first training batches (train_batch*.jpg)
+    plots: bool = True               # pictures in the run folder: labels, first training batches, last validation's
 
     def __post_init__(self) -> None:
         # Lists (from yaml or a checkpoint) become tuples, and a single start size or fraction a plain number.

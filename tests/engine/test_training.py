@@ -18,9 +18,12 @@ def test_loss_falls_and_map_rises(trained_run):
 
 def test_run_folder_contents(trained_run):
     out = trained_run["out"]
-    for name in ("best.pt", "last.pt", "results.csv", "results.png", "metrics.json"):
+    for name in ("best.pt", "last.pt", "results.csv", "results.png", "metrics.json", "labels.jpg", "train_batch0.jpg",
+                 "val_batch0_labels.jpg", "val_batch0_pred.jpg", "PR_curve.png", "F1_curve.png", "confusion_matrix.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["speed_ms"]) == {"pre-process", "model", "decode", "post-process"}
+    assert metrics["speed_ms"]["model"] > 0
     for key in ("map", "map50", "map75"):
         assert 0.0 <= metrics[key] <= 1.0
     assert set(metrics["per_class"]) == {"circle", "square", "triangle", "star"}

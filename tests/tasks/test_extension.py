@@ -117,7 +117,7 @@ def test_a_task_defined_outside_the_package_trains_validates_predicts_and_export
     reloaded = CenterNet(tmp_path / "run" / "last.pt")
     assert isinstance(reloaded.task, CentrePointsTask) and reloaded.task.num_classes == len(reloaded.class_names) == 4
     val = reloaded.val("shapes", split="train", shapes_config=TINY_SHAPES, progress=False, precision="fp32")
-    assert set(val) == {"point_precision", "point_recall"} and val["point_recall"] > 0.3
+    assert set(val) == {"point_precision", "point_recall", "speed_ms"} and val["point_recall"] > 0.3
     assert "points: precision" in reloaded.format_metrics(val)
 
     images = [np.asarray(s) for s in _train_images(3)]

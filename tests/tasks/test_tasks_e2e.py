@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -133,7 +135,28 @@ def test_pose_cli_predict_writes_keypoints(pose_run, tmp_path):
     assert records and all(len(r["keypoints"]) == 3 * 7 for r in records)
 
 
-def test_pose_ground_truth_as_predictions_scores_one_through_the_task():
+def check_validation_plots(task, split, predictions: list[dict], metrics: dict, out: Path, own: str) -> None:
+    """The ground truth given back: a perfect PR curve, a diagonal confusion matrix holding every object, and every
+    picture of the validation written, the task's ``own`` one too."""
+    from centernet.eval.confusion import confusion_matrix
+    from centernet.plots import image_boxes, write_validation_plots
+    from centernet.data.samples import instances_per_class
+
+    curves = metrics["pr_curves"]
+    assert np.nanmin(curves.precision) == 1.0
+    ids = [s.image_id for s in split.samples]
+    matrix = confusion_matrix(*image_boxes(split, predictions, ids), split.num_classes)
+    counts = instances_per_class([s.labels for s in split.samples], split.num_classes)
+    np.testing.assert_array_equal(matrix, np.diag([*counts, 0]))
+    written = write_validation_plots(task, split, predictions, ids, curves, out)
+    names = {"val_batch0_labels.jpg", "val_batch0_pred.jpg", "PR_curve.png", "F1_curve.png", "confusion_matrix.png", own}
+    assert {path.name for path in written} == names
+    for name in names:
+        image = cv2.imread(str(out / name))
+        assert image is not None and min(image.shape[:2]) >= 200, name
+
+
+def test_pose_ground_truth_as_predictions_scores_one_through_the_task(tmp_path):
     val = load_split("shapes_pose", "val", POSE, needs=("keypoints",))
     task = task_from_split("pose", val)
     predictions = [
@@ -142,6 +165,7 @@ def test_pose_ground_truth_as_predictions_scores_one_through_the_task():
     ]
     metrics = task.evaluate(val, predictions, [s.image_id for s in val.samples])
     assert metrics["kp_map"] == pytest.approx(1.0)
+    check_validation_plots(task, val, predictions, metrics, tmp_path, "joint_ap.png")
 
 
 def test_pose_on_data_without_keypoints_is_one_line():
@@ -242,7 +266,7 @@ def test_3d_laplace_depth_multibin_orientation_and_corners_export_the_same_rows(
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "kitti_mini").is_dir(), reason="../shared/data/kitti_mini not present")
-def test_3d_ground_truth_as_predictions_scores_one_through_the_task():
+def test_3d_ground_truth_as_predictions_scores_one_through_the_task(tmp_path):
     """The task's evaluate on kitti_mini, each frame's labelled objects given back as detections."""
     split = load_split(SHARED_DATA / "kitti_mini", "train", needs=("objects3d", "calib"))
     task = task_from_split("3d", split)
@@ -251,7 +275,7 @@ def test_3d_ground_truth_as_predictions_scores_one_through_the_task():
         o = torch.from_numpy(s.objects3d).double()
         predictions.append({
             "boxes": torch.from_numpy(s.boxes), "scores": torch.ones(len(s.boxes)), "labels": torch.from_numpy(s.labels),
-            "dimensions": o[:, 0:3], "location": o[:, 3:6], "rotation_y": o[:, 6], "alpha": o[:, 7],
+            "dimensions": o[:, 0:3], "location": o[:, 3:6], "rotation_y": o[:, 6], "alpha": o[:, 7], "depth": o[:, 5],
         })
     metrics = task.evaluate(split, predictions, [s.image_id for s in split.samples])
     for key in ("ap2d_moderate", "aos_moderate", "bev_ap_moderate", "ap3d_moderate", "car_bev_ap50", "car_ap3d50"):
@@ -261,6 +285,7 @@ def test_3d_ground_truth_as_predictions_scores_one_through_the_task():
     assert metrics["matched"] == 41 + 11 + 4  # every Car, Pedestrian and Cyclist row of the label files
     assert metrics["kitti_loose"]["Car"]["moderate"]["bev"] == pytest.approx(1.0)
     assert "Car at IoU 0.5: BEV 1.000" in task.metrics_line(metrics)
+    check_validation_plots(task, split, predictions, metrics, tmp_path, "val_bev.jpg")
     predictions[0]["location"] = predictions[0]["location"] + torch.tensor([0.0, 0.0, 3.0])  # one frame 3 m too far
     worse = task.evaluate(split, predictions, [s.image_id for s in split.samples])
     assert worse["ap3d_moderate"] < 1.0 and worse["ap2d_moderate"] == pytest.approx(1.0)

@@ -37,7 +37,7 @@ from .device import resolve_device
 from .summary import data_summary, model_summary
 from .distributed import all_finite, barrier, broadcast_flags, broadcast_value, init_distributed
 from .ema import ModelEMA
-from .inference import InferenceSettings, evaluate_split
+from .inference import InferenceSettings, StageTimes, evaluate_split
 from .precision import (
     agree_on_precision, auto_precision_note, autocast, grad_scaler, memory_format, resolve_precision,
 )
@@ -173,6 +173,7 @@ class Trainer:
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
         self.best_map = -1.0
         self.stale_validations = 0  # validations since the best mAP, for early stopping
+        self.speed: StageTimes | None = None  # the last validation's time per stage
         self.tensorboard = None  # a SummaryWriter once opened, False where tensorboard is not installed
         self.metrics: dict = {}
         self.history: list[dict] = []
@@ -337,7 +338,7 @@ class Trainer:
         stopped_early = False
         if self.dist.is_main:  # the other processes wait at the barrier
             if self.val_split is not None and (epoch % self.cfg.val_interval == 0 or last):
-                row.update(self._validate(epoch))
+                row.update(self._validate(epoch, plots=last and self.cfg.plots))
                 stopped_early = bool(self.cfg.patience) and self.stale_validations >= self.cfg.patience
             self._log(row)
             self._save(epoch, "last.pt", with_train_state=True)
@@ -355,6 +356,9 @@ class Trainer:
             which = "every step was" if len(stages) == 1 else "its last steps were"
             self._say(f"training ended before resize_at={stages[-1][1]:g}: {which} at "
                       f"{batches.side} px, validation at {cfg.input_size} (more epochs or an earlier resize_at)")
+        if self.speed is not None:
+            self._say(f"validation {self.speed.line()}")
+            self.metrics["speed_ms"] = self.speed.per_image_ms()
         self.metrics["train_time_s"] = round(time.perf_counter() - start, 1)
         self.metrics["steps"] = self.step
         if self.dist.is_main:
@@ -402,7 +406,9 @@ class Trainer:
         return {k: float(v.detach()) for k, v in losses.items()}
 
     # ------------------------------------------------------------ validation
-    def _validate(self, epoch: int) -> dict:
+    def _validate(self, epoch: int, plots: bool = False) -> dict:
+        """Validate; with ``plots`` (the last validation), the pictures of :mod:`centernet.plots` in the run folder
+        and the speed per image said at the end."""
         # A rectangular training input (wide images) is validated at the scale training saw each image at, unpadded
         # to a square.
         settings = InferenceSettings(
@@ -412,7 +418,9 @@ class Trainer:
         metrics, _ = evaluate_split(
             self.eval_model, self.task, self.val_split, settings, self.normalize,
             batch_size=self.cfg.batch_size, workers=self.cfg.workers, progress=self.progress,
+            plots_dir=self.out_dir if plots else None,
         )
+        self.speed = metrics["speed"]
         tables = {k: metrics[k] for k in ("per_class", "per_class50") if k in metrics}
         self.metrics = {k: metrics[k] for k in self.task.headline} | {"epoch": epoch} | tables
         self._say(f"epoch {epoch}: {self.task.metrics_line(metrics)}")

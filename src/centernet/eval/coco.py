@@ -24,6 +24,7 @@ import contextlib
 import io
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ import numpy as np
 from centernet.errors import CenterNetError
 
 __all__ = [
+    "PRCurves",
     "coco_results_from_predictions",
     "evaluate_coco_boxes",
     "format_per_class_table",
@@ -49,6 +51,37 @@ _STAT_INDEX = {
 }
 # Headline metrics that are reported as 0.0 rather than NaN when undefined.
 _ALWAYS_DEFINED = ("map", "map50", "map75", "mar100")
+
+
+@dataclass
+class PRCurves:
+    """Precision and recall at one IoU threshold, per class, from pycocotools' COCOeval (all areas, 100
+    detections per image) and its matching of detections to objects.
+
+    ``precision`` against ``recall`` is the interpolated curve COCOeval averages into the AP, so ``ap`` is the
+    mean of each row. ``precision_by_score`` and ``recall_by_score`` are the plain figures of the detections
+    scoring at least each of ``thresholds``, and ``f1`` theirs. A class without ground truth has rows of NaN.
+    """
+
+    class_names: list[str]
+    iou: float
+    recall: np.ndarray              # (R,) the recall points, 0 to 1
+    precision: np.ndarray           # (C, R) interpolated precision at each recall point
+    thresholds: np.ndarray          # (T,) score thresholds, 0 to 1
+    precision_by_score: np.ndarray  # (C, T)
+    recall_by_score: np.ndarray     # (C, T)
+
+    @property
+    def ap(self) -> np.ndarray:
+        """(C,) AP of each class at ``iou`` (NaN without ground truth)."""
+        return self.precision.mean(axis=1)
+
+    @property
+    def f1(self) -> np.ndarray:
+        """(C, T) F1 at each score threshold (0 where nothing is detected)."""
+        p, r = self.precision_by_score, self.recall_by_score
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(p + r > 0, 2 * p * r / (p + r), np.where(np.isnan(p), np.nan, 0.0))
 
 
 def _to_numpy(value: Any, name: str) -> np.ndarray:
@@ -152,6 +185,7 @@ def evaluate_coco_boxes(
     detections: list[dict],
     class_names: list[str] | None = None,
     verbose: bool = False,
+    keep_curves: bool = False,
 ) -> dict:
     """Evaluate box detections against COCO ground truth with pycocotools.
 
@@ -163,6 +197,7 @@ def evaluate_coco_boxes(
         class_names: one name per category, in ascending category-id order.
             Defaults to the categories' ``name`` fields (or the id as a string).
         verbose: print pycocotools' progress messages and summary table.
+        keep_curves: also return ``"pr_curves"``, the :class:`PRCurves` at IoU 0.5 behind ``per_class50``.
 
     Returns:
         ``{"map", "map50", "map75", "map_small", "map_medium", "map_large",
@@ -183,8 +218,45 @@ def evaluate_coco_boxes(
         raise CenterNetError(f"class_names: got {len(class_names)} names, expected {len(categories)} "
                              "(one per ground truth category)")
     evaluator = run_cocoeval(gt_prepared, _prepare_detections(detections, gt_prepared), "bbox", verbose)
-    metrics = read_stats(evaluator, _STAT_INDEX, _ALWAYS_DEFINED)
-    return metrics | _precision_tables(evaluator, class_names, categories)
+    metrics = read_stats(evaluator, _STAT_INDEX, _ALWAYS_DEFINED) | _precision_tables(evaluator, class_names, categories)
+    if keep_curves:
+        metrics["pr_curves"] = pr_curves(evaluator, class_names, categories, iou=0.5)
+    return metrics
+
+
+def pr_curves(evaluator, class_names: list[str], categories: list[dict], iou: float = 0.5,
+              thresholds: np.ndarray = np.linspace(0, 1, 101)) -> PRCurves:
+    """The :class:`PRCurves` at ``iou`` of an evaluated and accumulated bbox COCOeval."""
+    params = evaluator.params
+    t = int(np.argmin(np.abs(np.asarray(params.iouThrs) - iou)))
+    area_all, max_dets = list(params.areaRngLbl).index("all"), list(params.maxDets).index(100)
+    cat_index = {cat_id: k for k, cat_id in enumerate(params.catIds)}
+    rows = [cat_index[c["id"]] for c in categories]
+    precision = np.asarray(evaluator.eval["precision"])[t, :, rows, area_all, max_dets].astype(np.float64)  # (C, R)
+    precision[(precision < 0).all(axis=1)] = np.nan  # pycocotools' -1: no ground truth of the class
+    by_score = [_by_score(evaluator, k, area_all, t, params.maxDets[max_dets], thresholds) for k in rows]
+    return PRCurves(list(class_names), float(params.iouThrs[t]), np.asarray(params.recThrs, np.float64), precision,
+                    thresholds, np.stack([p for p, _ in by_score]), np.stack([r for _, r in by_score]))
+
+
+def _by_score(evaluator, k: int, area: int, t: int, max_det: int, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall (T,) of category index ``k``'s detections scoring at least each threshold, counted
+    from COCOeval's per-image matches as its ``accumulate`` counts them (NaN without ground truth)."""
+    images = len(evaluator.params.imgIds)
+    first = (k * len(evaluator.params.areaRng) + area) * images
+    entries = [e for e in evaluator.evalImgs[first : first + images] if e is not None]
+    objects = sum(int(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)) for e in entries)
+    if not objects:
+        return np.full(len(thresholds), np.nan), np.full(len(thresholds), np.nan)
+    scores = np.concatenate([np.asarray(e["dtScores"][:max_det], np.float64) for e in entries])
+    order = np.argsort(-scores, kind="mergesort")  # COCOeval's order
+    matched = np.concatenate([np.asarray(e["dtMatches"])[t, :max_det] for e in entries])[order] != 0
+    ignored = np.concatenate([np.asarray(e["dtIgnore"])[t, :max_det] for e in entries])[order].astype(bool)
+    true_pos = np.concatenate([[0], np.cumsum(matched & ~ignored)])
+    false_pos = np.concatenate([[0], np.cumsum(~matched & ~ignored)])
+    kept = np.searchsorted(-scores[order], -(thresholds - 1e-9), side="right")  # detections scoring >= each
+    tp, fp = true_pos[kept], false_pos[kept]
+    return np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0), tp / objects
 
 
 def read_stats(evaluator, index: Mapping[str, int], always_defined: Sequence[str]) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -167,9 +168,10 @@ class Task(ABC):
 
     def evaluate(self, split, predictions: list[dict], image_ids: list[int]) -> dict:
         """Metrics of the decoded ``predictions`` (one dict per image, original pixels) against ``split``: the
-        COCO box metrics (pycocotools), per class included; tasks add their own."""
+        COCO box metrics (pycocotools), per class included, and ``pr_curves`` (the precision-recall curves at IoU
+        0.5 behind them); tasks add their own."""
         results = coco_results_from_predictions(predictions, image_ids, split.category_ids)
-        return evaluate_coco_boxes(split.to_coco(), results, split.class_names)
+        return evaluate_coco_boxes(split.to_coco(), results, split.class_names, keep_curves=True)
 
     def metrics_line(self, metrics: dict) -> str:
         """One line of a validation's :attr:`headline` figures."""
@@ -180,6 +182,15 @@ class Task(ABC):
         """The task's own fields of one image's kept detections (numpy arrays, original pixels), as keyword
         arguments of :class:`centernet.Detections` (``keypoints``, ``objects3d``, ...)."""
         return {}
+
+    def ground_truth_fields(self, sample) -> dict[str, Any]:
+        """:meth:`result_fields` of a sample's labelled objects, to draw its ground truth as detections."""
+        return {}
+
+    def validation_plots(self, split, predictions: list[dict], image_ids: list[int], out_dir: Path) -> list[Path]:
+        """The task's own pictures of a validation in ``out_dir`` (beyond the boxes' of :mod:`centernet.plots`);
+        their paths."""
+        return []
 
     def draw(self, image: np.ndarray, result) -> np.ndarray:
         """``result`` (a :class:`centernet.Detections`) drawn on a copy of ``image`` (H, W, 3) uint8 RGB: each

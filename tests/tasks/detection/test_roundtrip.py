@@ -223,8 +223,12 @@ def test_evaluate_split_with_a_perfect_network(tmp_path, keep_resolution, flip, 
             return perfect_outputs(images, task)
 
     settings = InferenceSettings(input_size=256, keep_resolution=keep_resolution, flip=flip, scales=scales)
-    metrics, results = evaluate_split(PerfectNetwork(), task, split, settings, batch_size=2, progress=False)
+    metrics, results = evaluate_split(PerfectNetwork(), task, split, settings, batch_size=2, progress=False,
+                                      plots_dir=tmp_path / "plots")
     assert metrics["map"] > 0.99 and metrics["map75"] > 0.99
+    assert metrics["speed"].images == len(PICTURES) and metrics["speed"].seconds["model"] > 0
+    assert "pr_curves" not in metrics  # drawn, not carried into metrics.json
+    assert len(list((tmp_path / "plots").iterdir())) == 5
     # Each rectangle once at full score; with several scales its other copies are decayed by soft-NMS.
     assert len([r for r in results if r["score"] > 0.99]) == 7
     if len(scales) > 1:

@@ -5,6 +5,7 @@ Shapes: B batch, J joints, N persons, h, w output size, K decoded persons.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,9 @@ from centernet.tasks import ImageMeta
 import centernet
 from centernet.tasks.pose.decode import JointSnapSettings, decode_poses, flip_merge_pose, flip_permutation
 from centernet.errors import CenterNetError
-from centernet.tasks.pose.metrics import coco_keypoint_results_from_predictions, evaluate_coco_keypoints
+from centernet.tasks.pose.metrics import (
+    coco_keypoint_results_from_predictions, evaluate_coco_keypoints, per_joint_oks_ap,
+)
 from centernet.models.heads import is_heatmap_head
 from centernet.tasks.pose import COCO_PERSON_FLIP_PAIRS, PoseTask, sampled_joint_offset_loss
 
@@ -458,6 +461,26 @@ def test_ground_truth_as_predictions_scores_one(num_joints, sigmas):
     shifted = coco_keypoint_results_from_predictions(*predictions_from_ground_truth(gt, num_joints, shift=6.0))
     assert evaluate_coco_keypoints(gt, shifted, sigmas)["kp_map"] < 0.9
     assert evaluate_coco_keypoints(gt, [], sigmas)["kp_map"] == 0.0
+
+
+def test_per_joint_oks_ap_finds_the_one_joint_that_is_off(tmp_path):
+    """Ground truth given back: every labelled joint scores 1 (joint 0, never labelled, NaN). Joint 2 moved 40 px
+    in every person: its AP alone falls to 0, the others stay 1. The bar chart is written."""
+    from centernet.tasks.pose.draw import plot_joint_ap
+
+    sigmas = [0.05, 0.08, 0.08, 0.1, 0.1]
+    gt = keypoint_ground_truth(5)
+    predictions, image_ids = predictions_from_ground_truth(gt, 5)
+    aps = per_joint_oks_ap(gt, coco_keypoint_results_from_predictions(predictions, image_ids), sigmas)
+    assert np.isnan(aps[0])
+    np.testing.assert_allclose(aps[1:], 1.0)
+    for prediction in predictions:
+        prediction["keypoints"][:, 2, 0] += 40.0
+    aps = per_joint_oks_ap(gt, coco_keypoint_results_from_predictions(predictions, image_ids), sigmas)
+    assert aps[2] == pytest.approx(0.0)
+    np.testing.assert_allclose(aps[[1, 3, 4]], 1.0)
+    image = cv2.imread(str(plot_joint_ap([f"j{j}" for j in range(5)], aps, tmp_path / "joint_ap.png")))
+    assert image is not None and image.shape[0] == 400
 
 
 def test_keypoint_evaluation_needs_sigmas_beyond_coco():

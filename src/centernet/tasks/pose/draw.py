@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -48,3 +49,20 @@ def draw_keypoints(
                 cv2.circle(canvas, (int(round(x)), int(round(y))), thickness + 1, class_color(j), cv2.FILLED,
                            lineType=cv2.LINE_AA)
     return canvas
+
+
+def plot_joint_ap(names: Sequence[str], aps: Sequence[float], path: str | Path) -> Path:
+    """A bar of OKS AP per joint (``per_joint_oks_ap``), joints never labelled left empty. Written as a PNG."""
+    from matplotlib.figure import Figure
+
+    values = np.nan_to_num(np.asarray(aps, np.float64), nan=0.0)
+    fig = Figure(figsize=(max(6, 0.45 * len(values) + 2), 4), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    ax.bar(range(len(values)), values, color=[np.array(class_color(j)) / 255 for j in range(len(values))])
+    ax.set_xticks(range(len(values)), list(names), rotation=60, ha="right", fontsize="small")
+    ax.set(ylabel="OKS AP", ylim=(0, 1), title=f"OKS AP per joint (mean {np.nanmean(aps) if np.isfinite(aps).any() else 0:.3f})")
+    ax.grid(axis="y", alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

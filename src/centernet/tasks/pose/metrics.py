@@ -200,3 +200,28 @@ def _category_id(label: int, label_to_category_id: Sequence[int] | Mapping[int, 
     except (KeyError, IndexError):
         raise CenterNetError(f"label {label} in image {image_id} has no category id, expected a label in "
                              f"0..{len(label_to_category_id) - 1}") from None
+
+
+def per_joint_oks_ap(gt: dict, results: list[dict], sigmas: Sequence[float] | None = None) -> np.ndarray:
+    """(J,) OKS AP (.50:.95, pycocotools) of each joint alone: the ground truth keeps only that joint (a person
+    without it is ignored), so each person's OKS is the joint's own similarity. NaN for a joint never labelled.
+    Where a model places the hard joints (wrists, ankles) is what this shows."""
+    gt_prepared = _prepare_ground_truth(gt)
+    num_joints = _num_joints(gt_prepared, sigmas)
+    oks_sigmas = _sigmas(sigmas, num_joints)
+    annotations = [_prepare_gt_keypoints(ann, num_joints) for ann in gt_prepared["annotations"]]
+    prepared_results = _prepare_results(results, gt_prepared, num_joints)
+    aps = []
+    for j in range(num_joints):
+        only_j = []
+        for ann in annotations:
+            keypoints = [0.0] * (3 * num_joints)
+            keypoints[3 * j : 3 * j + 3] = ann["keypoints"][3 * j : 3 * j + 3]
+            only_j.append(ann | {"keypoints": keypoints, "num_keypoints": int(keypoints[3 * j + 2] > 0)})
+        if not any(ann["num_keypoints"] for ann in only_j):
+            aps.append(float("nan"))
+            continue
+        evaluator = run_cocoeval(gt_prepared | {"annotations": only_j}, [dict(r) for r in prepared_results],
+                                 "keypoints", kpt_oks_sigmas=oks_sigmas)
+        aps.append(read_stats(evaluator, {"ap": 0}, ("ap",))["ap"])
+    return np.asarray(aps, np.float64)

@@ -9,6 +9,7 @@ Shapes: B batch, C person classes, J joints, h, w output size, M max persons, K 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -22,9 +23,9 @@ from ...ops.sparse import object_pixels
 from ..base import DemoRecipe, ImageMeta, Task, register_task
 from ..detection import BOX_HEADLINE
 from ..recipes import demo_schedule
-from .draw import draw_keypoints
+from .draw import draw_keypoints, plot_joint_ap
 from .decode import JOINT_PEAK_RULES, JointSnapSettings, decode_poses, flip_merge_pose, flip_permutation
-from .metrics import coco_keypoint_results_from_predictions, evaluate_coco_keypoints
+from .metrics import coco_keypoint_results_from_predictions, evaluate_coco_keypoints, per_joint_oks_ap
 from .targets import PoseTargetEncoder
 
 # OKS keypoint AP (pycocotools) a pose run reports beside the box metrics.
@@ -145,14 +146,32 @@ class PoseTask(Task):
             **self.options(),
         }
 
+    @property
+    def oks_sigmas(self) -> list[float] | None:
+        """The data's OKS sigmas; COCO's for 17 unnamed ones (None), else a middle value of COCO's (0.025 eyes ..
+        0.107 hips) for every joint."""
+        if self.sigmas is None and self.num_joints != 17:
+            return [0.07] * self.num_joints
+        return self.sigmas
+
     def evaluate(self, split, predictions: list[dict], image_ids: list[int]) -> dict:
         """The box metrics and OKS keypoint AP (pycocotools) of the decoded persons against the split's joints."""
         results = coco_keypoint_results_from_predictions(predictions, image_ids, split.category_ids)
-        sigmas = self.sigmas
-        if sigmas is None and self.num_joints != 17:
-            sigmas = [0.07] * self.num_joints  # a middle value of COCO's (0.025 eyes .. 0.107 hips)
         boxes = super().evaluate(split, predictions, image_ids)
-        return boxes | evaluate_coco_keypoints(split.to_coco(), results, sigmas)
+        return boxes | evaluate_coco_keypoints(split.to_coco(), results, self.oks_sigmas)
+
+    def ground_truth_fields(self, sample) -> dict:
+        keypoints = np.zeros((len(sample.labels), self.num_joints, 3), np.float32)
+        if sample.keypoints is not None:
+            keypoints = sample.keypoints.astype(np.float32)  # v (0 unlabelled) as the joint's score
+        return self.result_fields({"keypoints": keypoints})
+
+    def validation_plots(self, split, predictions: list[dict], image_ids: list[int], out_dir: Path) -> list[Path]:
+        """``joint_ap.png``: the OKS AP of each joint alone."""
+        results = coco_keypoint_results_from_predictions(predictions, image_ids, split.category_ids)
+        aps = per_joint_oks_ap(split.to_coco(), results, self.oks_sigmas)
+        names = [name or f"joint {j}" for j, name in enumerate(self.joint_names or [""] * self.num_joints)]
+        return [plot_joint_ap(names, aps, Path(out_dir) / "joint_ap.png")]
 
     def metrics_line(self, metrics: dict) -> str:
         return super().metrics_line(metrics) + (

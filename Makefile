@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 TASK   ?= detect   # make demo TASK=pose (or 3d)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench docs-images clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+docs-images: setup   # the three demos (about 27 min on 2 cores), then the pictures of README.md and docs/
+	$(PY) bench/docs_images.py
 
 clean:
 	rm -rf $(VENV) runs .cache

@@ -7,8 +7,8 @@ Trains the demo's model (the task's ``demo()`` recipe; ``model=NAME`` for anothe
 settings and task options (the same recipe) for MINUTES, then validates once; the run goes to
 ``runs/variants/NAME`` and its metrics are printed as one JSON line. ``setting=value`` overrides a
 ``TrainConfig`` field (``input_size=128``, ``batch_size=8``, ``lr=3e-3``, ``cache_images=true``,
-``start_input_size=96,128 resize_at=0.25,0.5``; the demo's own are those two since session 14, so rows measured
-before it add ``start_input_size=128 resize_at=0.5``). The
+``start_input_size=96,128 resize_at=0.25,0.5``, the demo's own; ``start_input_size=128 resize_at=0.5`` gives the
+two-size schedule of some BENCHMARKS.md rows). The
 variants are changes that are not settings of the package, patched in for the run only:
 
 - ``size_weight=W``, ``giou_weight=W``, ...: a loss weight (``DetectionLossWeights``; the paper's size 0.1);

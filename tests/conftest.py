@@ -21,16 +21,16 @@ TINY_SHAPES = ShapesConfig(
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Built-in datasets go to a per-session temporary cache, never the user's ~/.cache."""
+    """Built-in datasets go to a per-run temporary cache, never the user's ~/.cache."""
     monkeypatch.setenv("CENTERNET_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """Train resnet18 briefly (80 steps, ~15 s) on TINY_SHAPES; validate on the training images before and after.
+    """Train resnet18 for 80 steps (about 15 s) on TINY_SHAPES; validate on the training images before and after.
 
     In fp32 whatever the CPU ('auto' would take bf16 on some and fp32 on others), so every machine trains the same
-    model. Measured in session 16 (fp32, fused AdamW): mAP 0.00 -> 0.30 (AP50 0.52); the top score on each of
+    model. Measured (fp32, fused AdamW): mAP 0.00 -> 0.30 (AP50 0.52); the top score on each of
     the first three val images 0.27-0.29.
     """
     import os

@@ -1,4 +1,4 @@
-"""Pose and monocular 3D through the API and the command line: train briefly, reload, validate, predict,
+"""Pose and monocular 3D through the API and the command line: train a few steps, reload, validate, predict,
 export to ONNX and run it in onnxruntime; and each task's evaluation with the ground truth as predictions.
 
 The runs are a few steps on tiny built-in sets: they check that every part works and fits together, not
@@ -63,8 +63,8 @@ def assert_same_rows(actual: np.ndarray, expected: np.ndarray, atol: float = 1e-
 
 
 def break_ties(net: torch.nn.Module) -> None:
-    """Random weights in the heatmap heads' last layer, so that a briefly trained model's peaks have distinct
-    scores (with near-constant maps, equal scores make two correct top-Ks list different positions, and
+    """Random weights in the heatmap heads' last layer, so that the peaks of a model trained a few steps have
+    distinct scores (with near-constant maps, equal scores make two correct top-Ks list different positions, and
     probabilities at the prior 0.1 sit on the joint snap's threshold, where 1e-7 decides)."""
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():

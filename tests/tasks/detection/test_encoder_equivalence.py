@@ -95,7 +95,7 @@ def test_float64_and_integer_boxes_and_non_finite():
 
 
 def scalar_radius(h: float, w: float, m: float, exact: bool) -> float:
-    """The issue's three quadratics, one box at a time in Python floats (the reference)."""
+    """The original's three quadratics, one box at a time in Python floats (the reference)."""
     cases = [(1.0, h + w, w * h * (1 - m) / (1 + m)), (4.0, 2 * (h + w), (1 - m) * w * h),
              (4 * m, -2 * m * (h + w), (m - 1) * w * h)]
     roots = []

@@ -148,11 +148,10 @@ class Mono3DTask(Task):
 
     @classmethod
     def demo(cls) -> DemoRecipe:
-        # The 640x192 frames train at their own size: progressive resizing letterboxes into squares. The shortcut
-        # model, the Laplacian log depth and the regressions learnt over each Gaussian took box AP50 from 0.10 to
-        # 0.76 and the median depth error from 10.9 % to 2.9 %; the heading read off each object's crop took the
-        # axis error from 44 to 18 degrees and Car BEV AP at IoU 0.5 from 0.03 to 0.14, in equal 7.5-minute runs
-        # (BENCHMARKS.md, "Monocular 3D"). Its set is small and quick to validate, so it trains 8 minutes of the 10.
+        # The 640x192 frames train at their own size (progressive resizing would letterbox them into squares). The
+        # shortcut model, the Laplacian log depth, the regressions over each Gaussian and the heading read off each
+        # object's crop each won an equal-time run (BENCHMARKS.md, "Monocular 3D"). The set is small and quick to
+        # validate, so training takes 8 of the 10 minutes.
         return DemoRecipe(
             data="shapes3d", data_config=Shapes3DConfig, model="resnet18_shortcut",
             train=demo_schedule(640, input_height=192, batch_size=8, flip=0.0, time_limit=8.0),

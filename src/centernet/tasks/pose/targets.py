@@ -16,7 +16,7 @@ every pixel of the centre's Gaussian (``PoseTask(joint_offsets_at="gaussian")``)
 One deliberate difference: a person with no labelled joint (every ``v == 0``) becomes an
 ignore region (its box gets ``ignore = 1``, it has no positive centre and no regression),
 where the original still draws its centre on the heatmap and only drops its size and offset
-(xingyizhou/CenterNet issue #957).
+(reported on the original's GitHub tracker, number 957).
 
 Shapes (one image): N persons given, K joints, C classes, h, w output size (input / 4),
 M = max_objects.

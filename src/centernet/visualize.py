@@ -300,11 +300,13 @@ def training_batch_grid(
     stride: int = 4,
     max_images: int = 16,
     max_width: int = 1600,
+    task: Any = None,
 ) -> np.ndarray:
     """A grid (rows of 4) of the first ``max_images`` training images after augmentation, de-normalised, with the
     target heatmap blended over each and each object's box as the targets encode it (``peak + offset`` and
     ``size``, at the output stride): what the model is asked to learn. Targets without a heatmap or boxes (a task of
-    another kind) leave those out. (H', W', 3) uint8 RGB."""
+    another kind) leave those out; ``task`` draws its own targets over them (:meth:`Task.draw_targets`: joints,
+    depths). (H', W', 3) uint8 RGB."""
     count = min(len(images), max_images)
     pixels = images[:count].detach().float().cpu() * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
     pixels = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (n, H, W, 3)
@@ -329,7 +331,10 @@ def training_batch_grid(
         size = targets["size"][n].cpu()[mask].float()
         boxes = torch.cat([centre - size / 2, centre + size / 2], dim=-1) * stride  # (P, 4) input pixels
         labels = heatmaps[n].flatten(1)[:, index].argmax(0) if len(index) else torch.zeros(0)
-        tiles.append(draw_boxes(tile, boxes.numpy(), labels.numpy().astype(np.int64), class_names=class_names))
+        tile = draw_boxes(tile, boxes.numpy(), labels.numpy().astype(np.int64), class_names=class_names)
+        if task is not None:
+            tile = task.draw_targets(tile, {k: v[n].cpu() for k, v in targets.items()}, out_w, stride)
+        tiles.append(tile)
     columns = min(4, count)
     height, width = tiles[0].shape[:2]
     while len(tiles) % columns:

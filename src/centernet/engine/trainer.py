@@ -308,7 +308,8 @@ class Trainer:
             self._resize(batches, progress, epoch, self.step)  # for the batches drawn from now on
             if cfg.plots and self.dist.is_main and self.step < TRAIN_BATCH_PICTURES:
                 save_image(self.out_dir / f"train_batch{self.step}.jpg", training_batch_grid(
-                    batch["image"], batch["targets"], self.info.mean, self.info.std, self.info.class_names))
+                    batch["image"], batch["targets"], self.info.mean, self.info.std, self.info.class_names,
+                    task=self.task))
             losses = self._train_step(batch)
             self.step += 1
             if not self._count_bad_step(losses is None, epoch):

@@ -183,6 +183,11 @@ class Task(ABC):
         arguments of :class:`centernet.Detections` (``keypoints``, ``objects3d``, ...)."""
         return {}
 
+    def draw_targets(self, image: np.ndarray, targets: dict[str, torch.Tensor], out_w: int, stride: int) -> np.ndarray:
+        """One training image (H, W, 3) uint8 with the task's own targets drawn over its boxes (``targets``: that
+        image's, slot ``m`` of an object at output pixel ``index[m]`` of a map ``out_w`` wide)."""
+        return image
+
     def ground_truth_fields(self, sample) -> dict[str, Any]:
         """:meth:`result_fields` of a sample's labelled objects, to draw its ground truth as detections."""
         return {}

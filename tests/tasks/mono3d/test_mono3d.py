@@ -648,3 +648,20 @@ def test_crop_orientation_task_targets_loss_and_decode():
     assert wrong == pytest.approx(task.weights.orientation * 8, rel=1e-4)  # (2 x value)^2 summed: 4 (1 + 1)
     dets = task.decode_objects(task.decode_maps(outputs, k=20), torch.zeros(1, 20, 4))
     assert dets["alpha"].shape == (1, 20)
+
+
+def test_training_pictures_write_each_objects_target_depth():
+    """train_batch*.jpg of a 3D run: each object's target depth written at its centre."""
+    from centernet.visualize import training_batch_grid
+
+    task = Mono3DTask(num_classes=3)
+    targets = {k: torch.as_tensor(v)[None] for k, v in encode_scene("box").items()}
+    images = torch.zeros(1, 3, OUT_HW[0] * int(STRIDE), OUT_HW[1] * int(STRIDE))
+    names = ["Car", "Pedestrian", "Cyclist"]
+    grid = training_batch_grid(images, targets, (0.5,) * 3, (0.25,) * 3, names, task=task, max_width=10_000)
+    plain = training_batch_grid(images, targets, (0.5,) * 3, (0.25,) * 3, names, max_width=10_000)
+    changed = np.abs(grid.astype(int) - plain.astype(int)).sum(-1) > 0  # (H, W)
+    mask = targets["mask"][0] > 0
+    for at in targets["index"][0][mask].tolist():
+        x, y = (at % OUT_HW[1]) * int(STRIDE), (at // OUT_HW[1]) * int(STRIDE)
+        assert changed[max(y - 12, 0) : y, x : x + 30].sum() > 10, (x, y)  # its depth, written just above the centre

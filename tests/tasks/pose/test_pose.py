@@ -567,3 +567,21 @@ def test_joint_offset_loss_at_centres_is_the_mean_over_labelled_coordinates():
     assert loss.item() == pytest.approx(np.mean(errors), rel=1e-4)
     with pytest.raises(ValueError, match="joint_offsets_at"):
         PoseTask(num_joints=5, joint_offsets_at="everywhere")
+
+
+def test_training_pictures_draw_each_labelled_joint_where_the_targets_put_it():
+    """train_batch*.jpg: a person's joints, read back from its centre and joint offsets, drawn at 4x the output
+    pixels; an unlabelled joint is not drawn."""
+    from centernet.visualize import training_batch_grid
+
+    task = PoseTask(num_joints=3)
+    boxes = np.array([[4.0, 4.0, 28.0, 36.0]])  # output pixels
+    keypoints = np.array([[[8.0, 8.0, 2], [20.0, 30.0, 2], [25.0, 10.0, 0]]])
+    targets = {k: torch.as_tensor(v)[None] for k, v in task.encoder()(boxes, np.array([0]), keypoints, (40, 32)).items()}
+    images = torch.zeros(1, 3, 160, 128)
+    grid = training_batch_grid(images, targets, (0.5,) * 3, (0.25,) * 3, ["person"], task=task)
+    plain = training_batch_grid(images, targets, (0.5,) * 3, (0.25,) * 3, ["person"])
+    changed = np.abs(grid.astype(int) - plain.astype(int)).sum(-1) > 0
+    for x, y in ((32, 32), (80, 120)):  # the two labelled joints, in input pixels
+        assert changed[y - 1 : y + 2, x - 1 : x + 2].all(), (x, y)
+    assert not changed[38:43, 98:103].any()  # the unlabelled joint at (100, 40)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -238,6 +239,16 @@ class Mono3DTask(Task):
 
     def result_fields(self, dets: dict[str, np.ndarray]) -> dict:
         return {"objects3d": {name: dets[name] for name in OBJECT3D_FIELDS}}
+
+    def draw_targets(self, image: np.ndarray, targets: dict[str, torch.Tensor], out_w: int, stride: int) -> np.ndarray:
+        """Each object's target depth in metres at its centre (the 3D box needs the camera, which targets lack)."""
+        canvas = image.copy()
+        mask = targets["mask"] > 0
+        for at, depth in zip(targets["index"][mask].tolist(), targets["depth"][mask].reshape(-1).tolist()):
+            x, y = (at % out_w) * stride, (at // out_w) * stride
+            cv2.putText(canvas, f"{depth:.0f}m", (x + 2, y - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+        return canvas
 
     def ground_truth_fields(self, sample) -> dict:
         objects = np.zeros((0, 8)) if sample.objects3d is None else np.asarray(sample.objects3d, np.float64)

@@ -166,6 +166,16 @@ class PoseTask(Task):
             keypoints = sample.keypoints.astype(np.float32)  # v (0 unlabelled) as the joint's score
         return self.result_fields({"keypoints": keypoints})
 
+    def draw_targets(self, image: np.ndarray, targets: dict[str, torch.Tensor], out_w: int, stride: int) -> np.ndarray:
+        """Each person's labelled joints where the targets put them: its centre plus its joint offsets."""
+        mask = targets["mask"] > 0
+        index = targets["index"][mask]
+        centre = torch.stack([index % out_w, index // out_w], dim=-1).float()  # (P, 2) integer centres
+        offsets = targets["joint_offset"][mask].float().view(len(index), self.num_joints, 2)
+        labelled = targets["joint_offset_mask"][mask].view(len(index), self.num_joints, 2)[..., 0]
+        joints = torch.cat([(centre[:, None] + offsets) * stride, labelled[..., None].float()], dim=-1)  # (P, K, 3)
+        return draw_keypoints(image, joints.numpy(), self.skeleton)
+
     def validation_plots(self, split, predictions: list[dict], image_ids: list[int], out_dir: Path) -> list[Path]:
         """``joint_ap.png``: the OKS AP of each joint alone."""
         results = coco_keypoint_results_from_predictions(predictions, image_ids, split.category_ids)

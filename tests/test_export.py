@@ -139,6 +139,17 @@ def test_onnx_passes_checker_with_dynamic_axes_and_metadata(random_onnx):
     assert json.loads(props["category_ids"]) == [1, 2, 3]
     assert props["input_size"] == "64" and props["max_detections"] == "100" and props["size_divisor"] == "32"
     assert props["model_name"] == "resnet18" and props["output_layout"] == "x1,y1,x2,y2,score,class"
+    assert props["keep_resolution"] == "False" and props["input_height"] == "0"
+
+
+def test_export_metadata_round_trips_and_names_a_damaged_field():
+    from centernet.export import ExportMetadata
+
+    metadata = ExportMetadata("resnet18", ["Car"], [1], 640, keep_resolution=True, input_height=192, task="3d")
+    assert ExportMetadata.from_props(metadata.to_props(), "m.onnx") == metadata
+    damaged = metadata.to_props() | {"keep_resolution": "yes"}
+    with pytest.raises(CenterNetError, match="'m.onnx' has damaged centernet metadata: keep_resolution='yes'"):
+        ExportMetadata.from_props(damaged, "m.onnx")
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (3, 3, 64, 64), (2, 3, 96, 128)])

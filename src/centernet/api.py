@@ -167,6 +167,7 @@ class CenterNet:
         self.input_size = meta.input_size
         self.mean, self.std = tuple(meta.mean), tuple(meta.std)
         self.test_padding = meta.pad_style
+        self.keep_resolution, self.input_height = meta.keep_resolution, meta.input_height
         self.checkpoint_metrics = {}
 
     # ----------------------------------------------------------------- train
@@ -455,7 +456,8 @@ class CenterNet:
             model_name=self.model_name, class_names=list(self.class_names), category_ids=[int(i) for i in self.category_ids],
             input_size=size, max_detections=max_detections, size_divisor=divisor, mean=list(self.mean),
             std=list(self.std), pad_style=self.test_padding, task=self.task.name, task_config=self.task.config(),
-            output_layout=output_layout(self.task),
+            output_layout=output_layout(self.task), keep_resolution=self.keep_resolution,
+            input_height=self.input_height if input_size is None else 0,
         )
         source = getattr(self, "weights_path", None) or Path(self.model_name)
         path = Path(out) if out is not None else source.with_suffix(EXPORT_SUFFIXES[format])

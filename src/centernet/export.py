@@ -67,6 +67,8 @@ class ExportMetadata:
     mean: list[float] = field(default_factory=list)  # applied inside the graph (recorded for reference)
     std: list[float] = field(default_factory=list)
     pad_style: str = "corner"             # keep-resolution canvas of the checkpoint ('original' for converted ones)
+    keep_resolution: bool = False         # val / predict default: no letterbox (a model trained on a rectangular input)
+    input_height: int = 0                 # with keep_resolution: images scaled to fit input_size x input_height first
     task: str = "detect"
     task_config: dict = field(default_factory=dict)  # the task's settings (pose: joints, flip_idx, skeleton)
     output_layout: str = ",".join(OUTPUT_LAYOUT)
@@ -94,7 +96,10 @@ class ExportMetadata:
                     continue
                 text = props[f.name]
                 structured = f.type.startswith(("list", "dict"))
-                values[f.name] = json.loads(text) if structured else (int(text) if f.type == "int" else text)
+                if f.type == "bool" and text not in ("True", "False"):
+                    raise ValueError(f"{f.name}={text!r}, expected True or False")
+                values[f.name] = (json.loads(text) if structured else int(text) if f.type == "int"
+                                  else text == "True" if f.type == "bool" else text)
             return cls(**values)
         except (ValueError, TypeError) as e:
             raise CenterNetError(f"{source!r} has damaged centernet metadata: {e}") from None

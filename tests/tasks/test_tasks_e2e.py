@@ -224,7 +224,12 @@ def test_3d_onnx_rows_carry_depth_dimensions_orientation(mono3d_run, tmp_path):
     assert_same_rows(rows, expected)
     # onnxruntime's objects are lifted to 3D with the image's camera, as PyTorch's.
     sample = load_split("shapes3d", "val", SCENE, needs=("objects3d", "calib")).samples[0]
-    r = CenterNet(path).predict(sample.image_path, conf=0.0, max_detections=10)[0]
+    reloaded = CenterNet(path)  # scales each image as training did, as the checkpoint does (a 256x96 input)
+    assert reloaded.keep_resolution and reloaded.input_height == model.input_height == 96
+    by_onnx, by_torch = (m._settings(None, "fp32", max_detections=10) for m in (reloaded, model))
+    assert (by_onnx.keep_resolution, by_onnx.input_height, by_onnx.input_size) == (True, 96, 256)
+    assert (by_torch.keep_resolution, by_torch.input_height, by_torch.input_size) == (True, 96, 256)
+    r = reloaded.predict(sample.image_path, conf=0.0, max_detections=10)[0]
     z = r.objects3d["location"][:, 2]  # the unprojection puts the centre at the predicted depth
     np.testing.assert_allclose(z, r.objects3d["depth"], rtol=1e-4, atol=1e-4)
     assert np.isfinite(r.objects3d["location"]).all() and len(r.to_kitti()) == 10

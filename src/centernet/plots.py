@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .eval.coco import PRCurves
 from .eval.confusion import ImageBoxes, confusion_matrix, normalise_columns
 from .data.dataset import read_image_rgb
-from .visualize import class_color, save_image
+from .visualize import class_color, image_grid, save_image
 
 VAL_BATCH_IMAGES = 16   # images in each val_batch0 picture
 DISPLAY_SCORE = 0.25    # detections drawn in val_batch0_pred.jpg and counted in the confusion matrix
@@ -54,7 +53,7 @@ def plot_pr_curves(curves: PRCurves, path: str | Path) -> Path:
         ax.plot(curves.recall, curves.precision[k], lw=1, color=_class_colour(k),
                 label=f"{curves.class_names[k]} {curves.ap[k]:.3f}")
     mean = np.nanmean(curves.precision, axis=0) if np.isfinite(curves.ap).any() else np.zeros_like(curves.recall)
-    ax.plot(curves.recall, mean, lw=3, color="#1f3b73", label=f"all classes {float(np.mean(mean)):.3f} AP@{curves.iou:.2f}")
+    ax.plot(curves.recall, mean, lw=3, color="navy", label=f"all classes {float(np.mean(mean)):.3f} AP@{curves.iou:.2f}")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="precision-recall")
     ax.legend(loc="lower left", fontsize="small")
     ax.grid(alpha=0.3)
@@ -71,7 +70,7 @@ def plot_f1_curves(curves: PRCurves, path: str | Path) -> Path:
         ax.plot(thresholds, f1[k], lw=1, color=_class_colour(k), label=curves.class_names[k])
     mean = np.nanmean(f1, axis=0) if np.isfinite(f1).any() else np.zeros(len(thresholds))
     best = int(np.argmax(mean))
-    ax.plot(thresholds, mean, lw=3, color="#1f3b73", label=f"all classes {mean[best]:.2f} at {thresholds[best]:.2f}")
+    ax.plot(thresholds, mean, lw=3, color="navy", label=f"all classes {mean[best]:.2f} at {thresholds[best]:.2f}")
     ax.set(xlabel="score threshold", ylabel="F1", xlim=(0, 1), ylim=(0, 1.02), title=f"F1 at IoU {curves.iou:.2f}")
     ax.legend(loc="lower left", fontsize="small")
     ax.grid(alpha=0.3)
@@ -103,28 +102,6 @@ def plot_confusion_matrix(
                     ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize="x-small",
                             color="white" if v > 0.6 * top else "black")
     return _save_figure(fig, path)
-
-
-def image_grid(tiles: list[np.ndarray], columns: int = 4, max_width: int = 1600) -> np.ndarray:
-    """Images (H, W, 3) uint8 in rows of ``columns``, each fitted into the first one's size, the whole scaled
-    down to ``max_width``."""
-    height, width = tiles[0].shape[:2]
-    fitted = []
-    for tile in tiles:
-        scale = min(width / tile.shape[1], height / tile.shape[0])
-        small = cv2.resize(tile, (max(1, round(tile.shape[1] * scale)), max(1, round(tile.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA) if scale != 1 else tile
-        cell = np.zeros((height, width, 3), np.uint8)
-        cell[: small.shape[0], : small.shape[1]] = small
-        fitted.append(cell)
-    columns = min(columns, len(fitted))
-    while len(fitted) % columns:
-        fitted.append(np.zeros_like(fitted[0]))
-    grid = np.concatenate([np.concatenate(fitted[r : r + columns], axis=1) for r in range(0, len(fitted), columns)])
-    if grid.shape[1] > max_width:
-        scale = max_width / grid.shape[1]
-        grid = cv2.resize(grid, (max_width, max(1, round(grid.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    return grid
 
 
 def val_batch_grids(task, split, predictions: Sequence[dict], image_ids: Sequence[int],

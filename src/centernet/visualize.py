@@ -335,12 +335,25 @@ def training_batch_grid(
         if task is not None:
             tile = task.draw_targets(tile, {k: v[n].cpu() for k, v in targets.items()}, out_w, stride)
         tiles.append(tile)
-    columns = min(4, count)
+    return image_grid(tiles, columns=4, max_width=max_width)
+
+
+def image_grid(tiles: list[np.ndarray], columns: int = 4, max_width: int = 1600) -> np.ndarray:
+    """Images (H, W, 3) uint8 in rows of ``columns``, each fitted into the first one's size, the whole scaled
+    down to ``max_width``."""
     height, width = tiles[0].shape[:2]
-    while len(tiles) % columns:
-        tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.concatenate(tiles[r : r + columns], axis=1) for r in range(0, len(tiles), columns)]
-    grid = np.concatenate(rows, axis=0)
+    fitted = []
+    for tile in tiles:
+        scale = min(width / tile.shape[1], height / tile.shape[0])
+        small = cv2.resize(tile, (max(1, round(tile.shape[1] * scale)), max(1, round(tile.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA) if scale != 1 else tile
+        cell = np.zeros((height, width, 3), np.uint8)
+        cell[: small.shape[0], : small.shape[1]] = small
+        fitted.append(cell)
+    columns = min(columns, len(fitted))
+    while len(fitted) % columns:
+        fitted.append(np.zeros_like(fitted[0]))
+    grid = np.concatenate([np.concatenate(fitted[r : r + columns], axis=1) for r in range(0, len(fitted), columns)])
     if grid.shape[1] > max_width:
         scale = max_width / grid.shape[1]
         grid = cv2.resize(grid, (max_width, max(1, round(grid.shape[0] * scale))), interpolation=cv2.INTER_AREA)

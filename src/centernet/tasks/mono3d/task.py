@@ -35,6 +35,7 @@ from ..detection import BOX_HEADLINE
 from ..recipes import demo_schedule
 from ...models.crops import CropNet
 from .decode import alpha_from_crop_values, decode_mono3d, depth_from_logits, detections_to_kitti, lift_to_3d
+from ...visualize import image_grid, save_image
 from .draw import birds_eye_view, draw_boxes3d
 from .metrics import ERROR_METRICS, LOOSE_OVERLAP, KittiEvalSettings, evaluate_kitti, matched_errors
 from .targets import (
@@ -259,20 +260,16 @@ class Mono3DTask(Task):
                          frames: int = 8, score: float = 0.25) -> list[Path]:
         """``val_bev.jpg``: the bird's-eye view of the first val frames, detections scoring at least ``score`` in
         their class colours over the ground truth in white."""
-        from ...plots import image_grid
-        from ...visualize import save_image
-
         by_id = {s.image_id: s for s in split.samples}
         views = []
         for prediction, image_id in list(zip(predictions, image_ids))[:frames]:
-            truth = self.ground_truth_fields(by_id[image_id])["objects3d"]
+            sample = by_id[image_id]
+            truth = self.ground_truth_fields(sample)["objects3d"]
             keep = np.asarray(prediction["scores"]) >= score
-            found = {k: np.asarray(prediction[k])[keep] for k in ("dimensions", "location", "rotation_y", "labels")
-                     if k in prediction}
-            groups = [(found["dimensions"], found["location"], found["rotation_y"], found["labels"])] if len(found) == 4 else [
-                (np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64))]
-            groups.append((truth["dimensions"], truth["location"], truth["rotation_y"], by_id[image_id].labels))
-            views.append(birds_eye_view(groups, size=300))
+            found = ([np.asarray(prediction[k])[keep] for k in ("dimensions", "location", "rotation_y", "labels")]
+                     if "location" in prediction else [np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0)])
+            truth_group = (truth["dimensions"], truth["location"], truth["rotation_y"], sample.labels)
+            views.append(birds_eye_view([tuple(found), truth_group], size=300))
         if not views:
             return []
         return [save_image(Path(out_dir) / "val_bev.jpg", image_grid(views))]

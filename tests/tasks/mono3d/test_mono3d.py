@@ -18,8 +18,8 @@ from centernet.data.kitti import read_label_file, write_label_file
 from centernet.models.crops import CropNet, crop_objects
 from centernet.ops.camera import box_corners_batched
 from centernet.tasks.mono3d.decode import (
-    alpha_from_crop_values, decode_alpha, depth_from_logits, detections_to_kitti, fit_rotation_y, project_to_image, unproject_to_camera,
-    wrap_angle,
+    alpha_from_crop_values, decode_alpha, decode_mono3d, depth_from_logits, detections_to_kitti, fit_rotation_y, pooled_depth,
+    project_to_image, unproject_to_camera, wrap_angle,
 )
 from centernet.errors import CenterNetError
 from centernet.tasks.detection.targets import DetectionTargetEncoder
@@ -508,6 +508,42 @@ def test_regression_over_the_gaussian_weighs_each_object_once():
         deeper = {**everywhere, "depth": everywhere["depth"] - torch.tensor([math.log(1.1), 0.0]).view(1, 2, 1, 1)}
         assert task.loss(deeper, batch)["depth_loss"].item() == pytest.approx(
             at_centre.loss(deeper, batch)["depth_loss"].item(), rel=1e-4)
+
+
+def test_pooled_depth_is_the_weighted_mean_around_each_peak():
+    """Hand-computed: the neighbours count by their heatmap score times 1 / b^2; a neighbour of heatmap score 0 (a
+    one-pixel peak's surroundings) does not count; the scale channel is left as it is; a map whose pixels around each
+    peak agree decodes the same depth pooled or not."""
+    heat = torch.full((1, 2, 3, 3), -30.0)  # scores of about 0 ...
+    heat[0, 1, 1, 1], heat[0, 0, 0, 1], heat[0, 1, 1, 2] = 30.0, 0.0, 0.0  # ... but the centre (1), two neighbours (1/2)
+    depth = torch.zeros(1, 2, 3, 3)
+    depth[0, 0] = torch.tensor([[9.0, 1.0, 9.0], [9.0, 2.0, 4.0], [9.0, 9.0, 9.0]])  # -log depth
+    depth[0, 1, 1, 2] = math.log(2.0)  # that neighbour is half as sure: weight 1/2 * 1/4
+    pooled = pooled_depth(depth, heat)
+    expected = (1.0 * 2.0 + 0.5 * 1.0 + 0.125 * 4.0) / (1.0 + 0.5 + 0.125)
+    assert pooled[0, 0, 1, 1].item() == pytest.approx(expected, rel=1e-5)
+    assert torch.equal(pooled[0, 1], depth[0, 1])
+    alone = pooled_depth(depth[:, :1], heat)  # no scale channel: the heatmap alone weighs
+    assert alone[0, 0, 1, 1].item() == pytest.approx((2.0 + 0.5 * 1.0 + 0.5 * 4.0) / 2.0, rel=1e-5)
+    objects3d = objects3d_of(SCENE)
+    t = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace").encoder()(
+        image_boxes(objects3d) / STRIDE, LABELS, objects3d, OUT_HW)
+    outputs = with_depth_scale(perfect_outputs(t), -1.0)
+    flat = outputs["depth"].view(1, 2, -1).clone()
+    for m in np.flatnonzero(t["mask"]):  # each object's depth on the 3 x 3 pixels around its peak
+        y, x = divmod(int(t["index"][m]), OUT_HW[1])
+        block = flat.view(1, 2, *OUT_HW)[0, 0, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
+        block.fill_(-math.log(float(t["depth"][m, 0])))
+    outputs["depth"] = flat.view(1, 2, *OUT_HW)
+    plain = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace").decode_maps(outputs, 20)
+    pooled = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace", depth_readout="pooled").decode_maps(
+        outputs, 20)
+    top = plain["scores"] > 0.5
+    assert top.sum() == int(t["mask"].sum())
+    torch.testing.assert_close(pooled["depth"][top], plain["depth"][top], rtol=1e-5, atol=0)
+    outputs["depth"][0, 0] += torch.randn(OUT_HW) * 0.05  # noise around each peak: the mean moves the depth
+    moved = decode_mono3d(outputs, 20, pool_depth=True)["depth"] != decode_mono3d(outputs, 20)["depth"]
+    assert moved[top].all()
 
 
 # ---------------------------------------------------------------- corner keypoints

@@ -1,11 +1,11 @@
 """What limits a 3D model's AP: each factor of its matched detections replaced by the ground truth's, one at a time.
 
-    python bench/oracle3d.py runs/demo_3d/best.pt DATA [--split val]
+    python bench/oracle3d.py runs/demo_3d/best.pt DATA [--split val] [--depth-readout pooled]
 
-Each ground-truth object is matched to the highest-scoring detection of its class with 2D IoU >= 0.5 (as
-``matched_errors``). For the matched detections one factor at a time is made exact: the depth (the location
-moved along its ray to the true z), the lateral position x, the dimensions, the heading (rotation_y and alpha),
-or everything. Printed: Car BEV and 3D AP (moderate, R40) at IoU 0.7 and 0.5 for the model as it is and for each
+Each ground-truth object is matched to the highest-scoring detection of its class with 2D IoU >= 0.5
+(``match_detections``, as for the median errors). For the matched detections one factor at a time is made exact:
+the depth (the location moved along its ray to the true z), the lateral position x, the dimensions, the heading
+(rotation_y and alpha), or everything. Printed: Car BEV and 3D AP (moderate, R40) at IoU 0.7 and 0.5 for the model as it is and for each
 replacement; the factor whose replacement lifts AP most is the one to work on.
 """
 
@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import numpy as np
-
 from centernet import CenterNet
 from centernet.data import load_split
 from centernet.data.kitti import KittiObject
-from centernet.ops.boxes import box_iou
-from centernet.tasks.mono3d.metrics import LOOSE_OVERLAP, KittiEvalSettings, evaluate_kitti
+from centernet.tasks.mono3d.metrics import LOOSE_OVERLAP, KittiEvalSettings, evaluate_kitti, match_detections
 
 FACTORS = ("depth", "lateral", "dimensions", "heading", "everything")
 
@@ -42,19 +39,10 @@ def replaced(det: KittiObject, gt: KittiObject, factor: str) -> KittiObject:
 
 
 def with_truth(truth: list[KittiObject], found: list[KittiObject], factor: str) -> list[KittiObject]:
-    """One image's detections with ``factor`` exact for each matched one (greedy by score, 2D IoU >= 0.5)."""
-    found = sorted(found, key=lambda d: -(d.score or 0.0))
-    if not truth or not found:
-        return found
-    iou = box_iou(np.array([t.box for t in truth]), np.array([d.box for d in found]))  # (N, D)
-    iou[np.array([t.type for t in truth])[:, None] != np.array([d.type for d in found])[None, :]] = 0
-    taken = np.zeros(len(found), bool)
+    """One image's detections with ``factor`` exact for each matched one (:func:`match_detections`)."""
     result = list(found)
-    for i, gt in enumerate(truth):
-        candidates = np.flatnonzero((iou[i] >= 0.5) & ~taken)
-        if len(candidates):
-            taken[candidates[0]] = True
-            result[candidates[0]] = replaced(found[candidates[0]], gt, factor)
+    for i, j in match_detections(truth, found):
+        result[j] = replaced(found[j], truth[i], factor)
     return result
 
 
@@ -71,8 +59,11 @@ def main() -> None:
     parser.add_argument("weights")
     parser.add_argument("data")
     parser.add_argument("--split", default="val")
+    parser.add_argument("--depth-readout", choices=("peak", "pooled"), help="read the depths so (default: the model's)")
     args = parser.parse_args()
     model = CenterNet(args.weights)
+    if args.depth_readout:
+        model.task.depth_readout = args.depth_readout
     split = load_split(args.data, args.split, needs=("objects3d", "calib"))
     results = model.predict([s.image_path for s in split.samples], conf=0.01)
     truth = [list(s.labels3d) for s in split.samples]

@@ -18,7 +18,7 @@ from centernet.data.kitti import read_label_file, write_label_file
 from centernet.models.crops import CropNet, crop_objects
 from centernet.ops.camera import box_corners_batched
 from centernet.tasks.mono3d.decode import (
-    alpha_from_crop_values, decode_alpha, decode_mono3d, depth_from_logits, detections_to_kitti, fit_rotation_y, pooled_depth,
+    alpha_from_crop_values, decode_alpha, depth_from_logits, detections_to_kitti, fit_rotation_y, pooled_depth,
     project_to_image, unproject_to_camera, wrap_angle,
 )
 from centernet.errors import CenterNetError
@@ -529,20 +529,18 @@ def test_pooled_depth_is_the_weighted_mean_around_each_peak():
     t = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace").encoder()(
         image_boxes(objects3d) / STRIDE, LABELS, objects3d, OUT_HW)
     outputs = with_depth_scale(perfect_outputs(t), -1.0)
-    flat = outputs["depth"].view(1, 2, -1).clone()
     for m in np.flatnonzero(t["mask"]):  # each object's depth on the 3 x 3 pixels around its peak
         y, x = divmod(int(t["index"][m]), OUT_HW[1])
-        block = flat.view(1, 2, *OUT_HW)[0, 0, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
-        block.fill_(-math.log(float(t["depth"][m, 0])))
-    outputs["depth"] = flat.view(1, 2, *OUT_HW)
-    plain = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace").decode_maps(outputs, 20)
-    pooled = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace", depth_readout="pooled").decode_maps(
-        outputs, 20)
+        outputs["depth"][0, 0, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = -math.log(float(t["depth"][m, 0]))
+    at_peak = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace")
+    around = Mono3DTask(num_classes=3, regress_at="gaussian", depth="laplace", depth_readout="pooled")
+    plain, pooled = at_peak.decode_maps(outputs, 20), around.decode_maps(outputs, 20)
     top = plain["scores"] > 0.5
     assert top.sum() == int(t["mask"].sum())
     torch.testing.assert_close(pooled["depth"][top], plain["depth"][top], rtol=1e-5, atol=0)
+    torch.manual_seed(0)
     outputs["depth"][0, 0] += torch.randn(OUT_HW) * 0.05  # noise around each peak: the mean moves the depth
-    moved = decode_mono3d(outputs, 20, pool_depth=True)["depth"] != decode_mono3d(outputs, 20)["depth"]
+    moved = around.decode_maps(outputs, 20)["depth"] != at_peak.decode_maps(outputs, 20)["depth"]
     assert moved[top].all()
 
 

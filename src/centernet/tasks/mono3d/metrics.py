@@ -77,6 +77,7 @@ __all__ = [
     "ERROR_METRICS",
     "LOOSE_OVERLAP",
     "evaluate_kitti",
+    "match_detections",
     "matched_errors",
     "format_kitti_table",
     "bev_corners",
@@ -533,11 +534,30 @@ LOOSE_OVERLAP: dict[str, tuple[float, float, float]] = {
 ERROR_METRICS = ("depth_error", "lateral_error", "dimension_error", "alpha_error", "axis_error")
 
 
+def match_detections(truth: Sequence[KittiObject], found: Sequence[KittiObject],
+                     min_iou: float = 0.5) -> list[tuple[int, int]]:
+    """One image's (i, j) pairs: ground-truth object i (in order) and the highest-scoring detection j of its type whose
+    2D box overlaps it by IoU >= ``min_iou``, each detection matched once; indices into the lists as given."""
+    if not truth or not found:
+        return []
+    order = sorted(range(len(found)), key=lambda j: -(found[j].score or 0.0))  # detections by score
+    iou = box_iou(np.array([t.box for t in truth]), np.array([found[j].box for j in order]))  # (N, D)
+    iou[np.array([t.type for t in truth])[:, None] != np.array([found[j].type for j in order])[None, :]] = 0
+    taken = np.zeros(len(order), bool)
+    pairs = []
+    for i in range(len(truth)):
+        candidates = np.flatnonzero((iou[i] >= min_iou) & ~taken)  # in score order
+        if len(candidates):
+            taken[candidates[0]] = True
+            pairs.append((i, order[candidates[0]]))
+    return pairs
+
+
 def matched_errors(ground_truth: Sequence[Sequence[KittiObject]], detections: Sequence[Sequence[KittiObject]],
                    classes: Sequence[str], min_iou: float = 0.5) -> dict[str, float]:
     """Median errors of the detected objects: each ground-truth object of ``classes`` is matched to the
     highest-scoring detection of its class whose 2D box overlaps it by IoU >= ``min_iou`` (a detection matched
-    once). NaN where nothing matched.
+    once, :func:`match_detections`). NaN where nothing matched.
 
     ``depth_error``: |z - z*| / z* (a fraction); ``lateral_error``: |x - x*| (metres); ``dimension_error``: the
     mean of |h - h*|, |w - w*|, |l - l*| (metres); ``alpha_error``: the observation angle's error in degrees
@@ -547,18 +567,9 @@ def matched_errors(ground_truth: Sequence[Sequence[KittiObject]], detections: Se
     errors: list[tuple[float, ...]] = []
     for truth, found in zip(ground_truth, detections):
         truth = [t for t in truth if t.type in classes]
-        found = sorted((d for d in found if d.type in classes), key=lambda d: -(d.score or 0.0))
-        if not truth or not found:
-            continue
-        iou = box_iou(np.array([t.box for t in truth]), np.array([d.box for d in found]))  # (N, D)
-        iou[np.array([t.type for t in truth])[:, None] != np.array([d.type for d in found])[None, :]] = 0
-        taken = np.zeros(len(found), bool)
-        for i, gt in enumerate(truth):
-            candidates = np.flatnonzero((iou[i] >= min_iou) & ~taken)  # in score order
-            if not len(candidates):
-                continue
-            det = found[candidates[0]]
-            taken[candidates[0]] = True
+        found = [d for d in found if d.type in classes]
+        for i, j in match_detections(truth, found, min_iou):
+            gt, det = truth[i], found[j]
             heading = abs(math.degrees(wrap_angle(det.rotation_y - gt.rotation_y)))
             errors.append((
                 abs(det.location[2] - gt.location[2]) / max(gt.location[2], 1e-6),
